@@ -1,0 +1,90 @@
+# kiln -- build, test, demo. `make help` lists the targets.
+CC      ?= gcc
+BUILD   ?= build
+OPT     ?= -O2
+SAN     ?=
+WARN    := -Wall -Wextra -Werror -Wshadow -Wundef -Wmissing-prototypes -Wstrict-prototypes \
+           -Wno-unused-parameter
+CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -fPIC -Iinclude -Iir $(SAN) $(EXTRA_CFLAGS)
+LDLIBS  := -lm -lpthread
+TEST_LDLIBS := -lcmocka $(LDLIBS)
+
+LIB_SRC := $(wildcard ir/*.c ir/ops/*.c frontend/*.c passes/*.c codegen/*.c runtime/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB     := $(BUILD)/libkiln.a
+
+TEST_SRC  := $(wildcard tests/*/test_*.c)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_UTIL := $(wildcard tests/common/*.c)
+TEST_UTIL_OBJ := $(TEST_UTIL:%.c=$(BUILD)/obj/%.o)
+
+EXAMPLE_SRC := $(wildcard examples/*.c)
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
+
+.PHONY: all deps lib test tests demo examples check-asan check-valgrind clean help expected format
+all: lib tests examples
+
+help:
+	@echo "make deps           install the system packages the build and tests need"
+	@echo "make demo           build and run the example network"
+	@echo "make test           build and run every test"
+	@echo "make check-asan     the test suite under AddressSanitizer + UBSan"
+	@echo "make check-valgrind the test suite under valgrind --leak-check=full"
+	@echo "make expected       regenerate the numpy-computed expected arrays of the op tests"
+	@echo "make CC=clang ...   build with clang"
+
+deps:
+	@tools/deps.sh
+
+lib: $(LIB)
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h ir/*.h runtime/*.h frontend/*.h) ir/ops/ops.def
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/tests/%.o: tests/%.c $(wildcard tests/common/*.h tests/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -c $< -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(TEST_UTIL_OBJ) $(LIB) $(TEST_LDLIBS) -o $@
+
+$(BUILD)/examples/%: examples/%.c $(LIB) include/kiln.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+tests: $(TEST_BIN)
+examples: $(EXAMPLE_BIN)
+
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@tools/run_tests.sh $(BUILD)/tests
+
+demo: deps
+	@$(MAKE) --no-print-directory $(BUILD)/examples/mlp
+	$(BUILD)/examples/mlp
+
+check-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" tests
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  tools/run_tests.sh build-asan/tests
+
+check-valgrind: deps
+	@$(MAKE) --no-print-directory tests
+	@RUNNER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
+	  tools/run_tests.sh $(BUILD)/tests
+
+expected:
+	@for s in tests/ops/gen_*.py; do echo "/usr/bin/python3 $$s"; /usr/bin/python3 $$s || exit 1; done
+
+format:
+	clang-format -i $(LIB_SRC) $(wildcard include/*.h ir/*.h runtime/*.h) $(TEST_SRC) $(EXAMPLE_SRC)
+
+clean:
+	rm -rf build build-asan

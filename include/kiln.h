@@ -1,0 +1,382 @@
+/*
+ * kiln.h -- the public C API of kiln, a static-graph compiler and runtime
+ * for neural networks.
+ *
+ * A program builds a graph (placeholders, constants, variables and
+ * operations), opens a session on it, and runs the session: it feeds
+ * placeholders and fetches values. Everything here is plain C11.
+ *
+ * Conventions that hold for the whole API:
+ *
+ *  - Ownership. A function that returns a pointer to a new object (a
+ *    `_new`, `_from_data`, a fetched output tensor) hands that object to the
+ *    caller, who releases it with the matching `_free`. Every `_free` accepts
+ *    NULL. Arguments are borrowed: kiln copies what it keeps (names, tensor
+ *    data, attributes) before returning.
+ *
+ *  - Errors. Nothing in kiln aborts the process on bad input. Functions that
+ *    can fail take a `kiln_status *` (may be NULL when the caller does not care)
+ *    and set its code and a message that names the node, the op, the dtypes
+ *    and the shapes involved. Graph builders record the first error on the
+ *    graph instead (see kiln_graph_error) and return an invalid value that
+ *    poisons everything built from it.
+ *
+ *  - Threads. A graph is not thread-safe: build it from one thread at a time.
+ *    Tensors and statuses are plain data owned by one thread at a time. A
+ *    session may be run from many threads at once (see kiln_session_run).
+ */
+#ifndef KILN_H
+#define KILN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define KILN_API __attribute__((visibility("default")))
+#else
+#define KILN_API
+#endif
+
+/* The largest rank a tensor or a value may have. */
+#define KILN_MAX_RANK 8
+
+/* ------------------------------------------------------------------------ */
+/* Data types                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Element types. F16 is IEEE binary16 and BF16 is bfloat16, each stored as
+ * 16 bits; BOOL is one byte holding 0 or 1. */
+typedef enum {
+    KILN_F32 = 1,
+    KILN_F64,
+    KILN_F16,
+    KILN_BF16,
+    KILN_I8,
+    KILN_U8,
+    KILN_I32,
+    KILN_I64,
+    KILN_BOOL
+} kiln_dtype;
+
+/* "f32", "f64", ... or "?" for a value that is not a dtype. Static string. */
+KILN_API const char *kiln_dtype_name(kiln_dtype dt);
+/* Bytes per element, or 0 for a value that is not a dtype. */
+KILN_API size_t kiln_dtype_size(kiln_dtype dt);
+
+/* ------------------------------------------------------------------------ */
+/* Status                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Status codes. KILN_OK is zero; every other code is an error. */
+enum {
+    KILN_OK = 0,
+    KILN_ERR_INVALID_ARGUMENT, /* a bad call or bad input: shape, dtype, name */
+    KILN_ERR_NOT_FOUND,        /* a name, file or op that does not exist */
+    KILN_ERR_UNIMPLEMENTED,    /* valid, but not supported (yet) */
+    KILN_ERR_OUT_OF_MEMORY,    /* an allocation failed */
+    KILN_ERR_INTERNAL,         /* a bug in kiln: please report it */
+    KILN_ERR_IO,               /* reading or writing a file failed */
+    KILN_ERR_FAILED_PRECONDITION /* the object is not in a state for this */
+};
+
+/* A status holds a code and a message. One status may be reused across
+ * calls: each call that takes it overwrites it (and resets it to KILN_OK on
+ * success). */
+typedef struct kiln_status kiln_status;
+
+/* Returns a new status (code KILN_OK), or NULL when out of memory. */
+KILN_API kiln_status *kiln_status_new(void);
+KILN_API void kiln_status_free(kiln_status *s);
+/* KILN_OK (0) or an error code. A NULL status reads as KILN_OK. */
+KILN_API int kiln_status_code(const kiln_status *s);
+/* The message of the last error, or "" when the code is KILN_OK. The string
+ * belongs to the status and is valid until the status is next written. */
+KILN_API const char *kiln_status_message(const kiln_status *s);
+/* A static name for a code: "OK", "INVALID_ARGUMENT", ... */
+KILN_API const char *kiln_status_code_name(int code);
+
+/* Frees a string or buffer that kiln returned to the caller (kiln_graph_to_text
+ * and the like). Accepts NULL. */
+KILN_API void kiln_free(void *p);
+
+/* ------------------------------------------------------------------------ */
+/* Tensors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* A dense, row-major (C order) array with a dtype and a shape. Its data is
+ * 64-byte aligned and owned by the tensor. */
+typedef struct kiln_tensor kiln_tensor;
+
+/* A new zero-filled tensor. rank is 0..KILN_MAX_RANK; dims may be NULL when
+ * rank is 0; every dim must be >= 0. Returns NULL on a bad dtype, rank or dim,
+ * or when out of memory. */
+KILN_API kiln_tensor *kiln_tensor_new(kiln_dtype dt, int rank, const int64_t *dims);
+/* As kiln_tensor_new, then copies size * dtype-size bytes from data. */
+KILN_API kiln_tensor *kiln_tensor_from_data(kiln_dtype dt, int rank, const int64_t *dims,
+                                            const void *data);
+/* A deep copy, or NULL when out of memory or t is NULL. */
+KILN_API kiln_tensor *kiln_tensor_copy(const kiln_tensor *t);
+KILN_API void kiln_tensor_free(kiln_tensor *t);
+/* The element buffer (NULL for a NULL tensor); writable by the owner. */
+KILN_API void *kiln_tensor_data(kiln_tensor *t);
+KILN_API const void *kiln_tensor_const_data(const kiln_tensor *t);
+KILN_API kiln_dtype kiln_tensor_dtype(const kiln_tensor *t);
+KILN_API int kiln_tensor_rank(const kiln_tensor *t);
+/* rank dims; valid as long as the tensor. */
+KILN_API const int64_t *kiln_tensor_dims(const kiln_tensor *t);
+/* The number of elements (1 for a scalar). */
+KILN_API size_t kiln_tensor_size(const kiln_tensor *t);
+/* The number of bytes of data. */
+KILN_API size_t kiln_tensor_nbytes(const kiln_tensor *t);
+
+/* ------------------------------------------------------------------------ */
+/* Attributes                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* A bag of named, typed attributes for kiln_op. The caller builds it, passes
+ * it to kiln_op (which copies what it needs) and frees it. Setting a name
+ * twice keeps the last value. Setters on a NULL bag do nothing; when out of
+ * memory the bag remembers it and kiln_op reports it. */
+typedef struct kiln_attrs kiln_attrs;
+
+KILN_API kiln_attrs *kiln_attrs_new(void);
+KILN_API void kiln_attrs_free(kiln_attrs *a);
+KILN_API void kiln_attrs_int(kiln_attrs *a, const char *name, int64_t v);
+KILN_API void kiln_attrs_float(kiln_attrs *a, const char *name, double v);
+KILN_API void kiln_attrs_string(kiln_attrs *a, const char *name, const char *v);
+KILN_API void kiln_attrs_ints(kiln_attrs *a, const char *name, const int64_t *v, int n);
+KILN_API void kiln_attrs_floats(kiln_attrs *a, const char *name, const double *v, int n);
+KILN_API void kiln_attrs_tensor(kiln_attrs *a, const char *name, const kiln_tensor *v);
+KILN_API void kiln_attrs_dtype(kiln_attrs *a, const char *name, kiln_dtype v);
+
+/* ------------------------------------------------------------------------ */
+/* Graphs                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* A dataflow graph. Nodes are added in order and each uses only values that
+ * already exist, so a graph is acyclic by construction. Not thread-safe. */
+typedef struct kiln_graph kiln_graph;
+
+/* One output of one node. Passed by value; never allocated. A value with
+ * node < 0 is invalid: builders return it after an error. */
+typedef struct {
+    int32_t node, index;
+} kiln_value;
+
+/* The invalid value, and a test for it. */
+KILN_API kiln_value kiln_value_invalid(void);
+KILN_API int kiln_value_ok(kiln_value v);
+
+/* A new empty graph, or NULL when out of memory. */
+KILN_API kiln_graph *kiln_graph_new(void);
+/* Frees the graph, its nodes, names and constants. A session built on the
+ * graph must be freed first. */
+KILN_API void kiln_graph_free(kiln_graph *g);
+
+/* NULL, or the first error recorded by a builder call, naming the node, the
+ * op and the shapes. The string belongs to the graph. */
+KILN_API const char *kiln_graph_error(const kiln_graph *g);
+/* The number of nodes (0 for NULL). */
+KILN_API int kiln_graph_node_count(const kiln_graph *g);
+
+/* A graph input of the given dtype and shape. A dim of -1 is symbolic: the
+ * session takes it from the fed tensor. name may be NULL (a name is made). */
+KILN_API kiln_value kiln_placeholder(kiln_graph *g, const char *name, kiln_dtype dt, int rank,
+                                     const int64_t *dims);
+/* A constant; copies the tensor. */
+KILN_API kiln_value kiln_constant(kiln_graph *g, const char *name, const kiln_tensor *t);
+/* A scalar constant of the given dtype holding v (converted). */
+KILN_API kiln_value kiln_scalar(kiln_graph *g, kiln_dtype dt, double v);
+/* A variable: persistent state of a session, starting as a copy of init. */
+KILN_API kiln_value kiln_variable(kiln_graph *g, const char *name, const kiln_tensor *init);
+
+/* The generic builder: adds a node running the op named `op` (see docs/ops.md)
+ * on the inputs with the attributes (attrs may be NULL), checks types and
+ * shapes, and returns its output 0. For ops with several outputs the others
+ * are {node, 1}, {node, 2}, ... */
+KILN_API kiln_value kiln_op(kiln_graph *g, const char *op, const kiln_value *inputs, int ninputs,
+                            const kiln_attrs *attrs);
+
+/* Names v's node (names are unique within a graph) and returns v. */
+KILN_API kiln_value kiln_name(kiln_graph *g, kiln_value v, const char *name);
+/* Output 0 of the node with that name, or an invalid value. */
+KILN_API kiln_value kiln_graph_find(const kiln_graph *g, const char *name);
+/* The number of outputs of v's node (0 for an invalid value). */
+KILN_API int kiln_value_output_count(const kiln_graph *g, kiln_value v);
+
+/* Introspection: a value's dtype (0 if invalid), rank (-1 if invalid) and
+ * dims (-1 for a symbolic dim; copies rank dims into dims). The name of its
+ * node and the op name (static strings or owned by the graph). */
+KILN_API kiln_dtype kiln_value_dtype(const kiln_graph *g, kiln_value v);
+KILN_API int kiln_value_rank(const kiln_graph *g, kiln_value v);
+KILN_API int kiln_value_dims(const kiln_graph *g, kiln_value v, int64_t *dims);
+KILN_API const char *kiln_value_node_name(const kiln_graph *g, kiln_value v);
+KILN_API const char *kiln_value_op_name(const kiln_graph *g, kiln_value v);
+
+/* The graph as text, one line per node:
+ *   %7 = Conv2D(%3, %5) {strides=[1,1]} : f32[1,64,56,56]  # conv1
+ * or as Graphviz DOT. Returns a string the caller frees with kiln_free, or
+ * NULL when out of memory. */
+KILN_API char *kiln_graph_to_text(const kiln_graph *g);
+KILN_API char *kiln_graph_to_dot(const kiln_graph *g);
+/* Runs the verifier over the whole graph (types, shapes, attributes, no
+ * dangling values). Returns KILN_OK or an error code, also set in status. */
+KILN_API int kiln_graph_verify(const kiln_graph *g, kiln_status *status);
+
+/* ---- Typed helpers, built on kiln_op ------------------------------------ */
+
+/* Elementwise binary ops with numpy broadcasting; both inputs of one dtype. */
+KILN_API kiln_value kiln_add(kiln_graph *g, kiln_value a, kiln_value b);
+KILN_API kiln_value kiln_sub(kiln_graph *g, kiln_value a, kiln_value b);
+KILN_API kiln_value kiln_mul(kiln_graph *g, kiln_value a, kiln_value b);
+KILN_API kiln_value kiln_div(kiln_graph *g, kiln_value a, kiln_value b);
+KILN_API kiln_value kiln_pow(kiln_graph *g, kiln_value a, kiln_value b);
+KILN_API kiln_value kiln_maximum(kiln_graph *g, kiln_value a, kiln_value b);
+KILN_API kiln_value kiln_minimum(kiln_graph *g, kiln_value a, kiln_value b);
+KILN_API kiln_value kiln_equal(kiln_graph *g, kiln_value a, kiln_value b);
+KILN_API kiln_value kiln_less(kiln_graph *g, kiln_value a, kiln_value b);
+KILN_API kiln_value kiln_greater(kiln_graph *g, kiln_value a, kiln_value b);
+KILN_API kiln_value kiln_and(kiln_graph *g, kiln_value a, kiln_value b);
+KILN_API kiln_value kiln_or(kiln_graph *g, kiln_value a, kiln_value b);
+/* Elementwise unary ops. */
+KILN_API kiln_value kiln_neg(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_abs(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_exp(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_log(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_sqrt(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_rsqrt(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_reciprocal(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_tanh(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_sigmoid(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_relu(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_gelu(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_erf(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_softplus(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_not(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_identity(kiln_graph *g, kiln_value x);
+KILN_API kiln_value kiln_leaky_relu(kiln_graph *g, kiln_value x, double alpha);
+KILN_API kiln_value kiln_elu(kiln_graph *g, kiln_value x, double alpha);
+KILN_API kiln_value kiln_clip(kiln_graph *g, kiln_value x, double lo, double hi);
+KILN_API kiln_value kiln_where(kiln_graph *g, kiln_value cond, kiln_value a, kiln_value b);
+KILN_API kiln_value kiln_cast(kiln_graph *g, kiln_value x, kiln_dtype to);
+/* Assigns value to the variable var when run as a target (or fetched);
+ * returns the new value. */
+KILN_API kiln_value kiln_assign(kiln_graph *g, kiln_value var, kiln_value value);
+
+/* Matrix product with numpy matmul semantics (batch dims broadcast); the
+ * last two dims of a (b) are transposed first when transpose_a (_b). */
+KILN_API kiln_value kiln_matmul(kiln_graph *g, kiln_value a, kiln_value b);
+KILN_API kiln_value kiln_matmul_t(kiln_graph *g, kiln_value a, kiln_value b, int transpose_a,
+                                  int transpose_b);
+/* alpha * op(A) * op(B) + beta * C for 2-D A and B; C (broadcast to the
+ * result) may be an invalid value for none. */
+KILN_API kiln_value kiln_gemm(kiln_graph *g, kiln_value a, kiln_value b, kiln_value c, double alpha,
+                              double beta, int transpose_a, int transpose_b);
+
+KILN_API kiln_value kiln_transpose(kiln_graph *g, kiln_value x, const int64_t *perm, int n);
+/* dims may hold one -1 (inferred) and 0 (copy the input dim). */
+KILN_API kiln_value kiln_reshape(kiln_graph *g, kiln_value x, const int64_t *dims, int n);
+KILN_API kiln_value kiln_flatten(kiln_graph *g, kiln_value x, int axis);
+KILN_API kiln_value kiln_squeeze(kiln_graph *g, kiln_value x, const int64_t *axes, int n);
+KILN_API kiln_value kiln_unsqueeze(kiln_graph *g, kiln_value x, const int64_t *axes, int n);
+KILN_API kiln_value kiln_concat(kiln_graph *g, const kiln_value *xs, int n, int axis);
+KILN_API kiln_value kiln_gather(kiln_graph *g, kiln_value x, kiln_value indices, int axis);
+KILN_API kiln_value kiln_expand(kiln_graph *g, kiln_value x, const int64_t *dims, int n);
+KILN_API kiln_value kiln_tile(kiln_graph *g, kiln_value x, const int64_t *repeats, int n);
+
+/* Reductions over axes (NULL/0 axes: all axes). */
+KILN_API kiln_value kiln_reduce_sum(kiln_graph *g, kiln_value x, const int64_t *axes, int n,
+                                    int keepdims);
+KILN_API kiln_value kiln_reduce_mean(kiln_graph *g, kiln_value x, const int64_t *axes, int n,
+                                     int keepdims);
+KILN_API kiln_value kiln_reduce_max(kiln_graph *g, kiln_value x, const int64_t *axes, int n,
+                                    int keepdims);
+KILN_API kiln_value kiln_argmax(kiln_graph *g, kiln_value x, int axis, int keepdims);
+KILN_API kiln_value kiln_softmax(kiln_graph *g, kiln_value x, int axis);
+KILN_API kiln_value kiln_log_softmax(kiln_graph *g, kiln_value x, int axis);
+
+/* 2-D convolution, NCHW input, OIHW weights (I = C / groups). */
+typedef struct {
+    int64_t strides[2];   /* default 1,1 */
+    int64_t pads[4];      /* top, left, bottom, right; default 0 */
+    int64_t dilations[2]; /* default 1,1 */
+    int64_t groups;       /* default 1 */
+} kiln_conv2d_options;
+/* Fills the defaults. */
+KILN_API void kiln_conv2d_options_init(kiln_conv2d_options *o);
+/* b may be an invalid value for no bias; opts may be NULL for defaults. */
+KILN_API kiln_value kiln_conv2d(kiln_graph *g, kiln_value x, kiln_value w, kiln_value b,
+                                const kiln_conv2d_options *opts);
+
+/* 2-D pooling over NCHW input. */
+typedef struct {
+    int64_t kernel[2];
+    int64_t strides[2];       /* default 1,1 */
+    int64_t pads[4];          /* top, left, bottom, right; default 0 */
+    int ceil_mode;            /* default 0 */
+    int count_include_pad;    /* AveragePool2D only; default 0 */
+} kiln_pool2d_options;
+KILN_API void kiln_pool2d_options_init(kiln_pool2d_options *o, int64_t kh, int64_t kw);
+KILN_API kiln_value kiln_max_pool2d(kiln_graph *g, kiln_value x, const kiln_pool2d_options *o);
+KILN_API kiln_value kiln_avg_pool2d(kiln_graph *g, kiln_value x, const kiln_pool2d_options *o);
+
+/* ------------------------------------------------------------------------ */
+/* Sessions                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef enum {
+    KILN_BACKEND_DEFAULT = 0, /* the best backend available */
+    KILN_BACKEND_REFERENCE    /* the reference kernels: slow, the oracle */
+} kiln_backend;
+
+typedef struct {
+    kiln_backend backend;
+    int threads; /* worker threads; 0 = number of cores */
+} kiln_session_options;
+
+/* Fills the defaults. */
+KILN_API void kiln_session_options_init(kiln_session_options *o);
+
+typedef struct kiln_session kiln_session;
+
+/* A session over g (opts NULL for defaults). The session borrows g: the
+ * graph must outlive the session and must not be changed while a run is in
+ * progress; nodes added after the session was created are not visible to it.
+ * The session copies each variable's initial value. Returns NULL and sets
+ * status when the graph has an error or out of memory. */
+KILN_API kiln_session *kiln_session_new(kiln_graph *g, const kiln_session_options *opts,
+                                        kiln_status *status);
+
+/* Runs the graph: feeds input_values[i] to inputs[i] (placeholders, or any
+ * value to override it), computes only what outputs and targets need, and
+ * stores a new tensor for each outputs[i] in output_values[i], which the
+ * caller frees with kiln_tensor_free. Targets are run for their effects
+ * (variable assignments) and not returned. On error every output_values[i]
+ * is NULL and status says which placeholder, node or shape was wrong.
+ *
+ * Thread safety: any number of threads may run one session at once. Runs
+ * that assign variables take the session's variables exclusively; runs that
+ * only read them share them. */
+KILN_API void kiln_session_run(kiln_session *s, const kiln_value *inputs,
+                               kiln_tensor *const *input_values, int ninputs,
+                               const kiln_value *outputs, kiln_tensor **output_values,
+                               int noutputs, const kiln_value *targets, int ntargets,
+                               kiln_status *status);
+
+/* A copy of the current value of a variable (caller frees), or NULL with
+ * status set when v is not a variable of the session's graph. */
+KILN_API kiln_tensor *kiln_session_variable(kiln_session *s, kiln_value v, kiln_status *status);
+
+/* Frees the session and its variables. Accepts NULL. No run may be in
+ * progress. */
+KILN_API void kiln_session_free(kiln_session *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KILN_H */

@@ -1,0 +1,7 @@
+/* matmul.c -- placeholder definitions, to be written. */
+#include "../ir.h"
+
+static int infer_todo(ir_infer_ctx *cx) { return ir_infer_error(cx, "not implemented yet"); }
+
+const ir_opdef ir_opdef_MatMul = {.name = "MatMul", .min_inputs = 0, .max_inputs = -1, .noutputs = 1, .infer = infer_todo};
+const ir_opdef ir_opdef_Gemm = {.name = "Gemm", .min_inputs = 0, .max_inputs = -1, .noutputs = 1, .infer = infer_todo};

@@ -1,0 +1,9 @@
+/* nn.c -- placeholder definitions, to be written. */
+#include "../ir.h"
+
+static int infer_todo(ir_infer_ctx *cx) { return ir_infer_error(cx, "not implemented yet"); }
+
+const ir_opdef ir_opdef_Softmax = {.name = "Softmax", .min_inputs = 0, .max_inputs = -1, .noutputs = 1, .infer = infer_todo};
+const ir_opdef ir_opdef_LogSoftmax = {.name = "LogSoftmax", .min_inputs = 0, .max_inputs = -1, .noutputs = 1, .infer = infer_todo};
+const ir_opdef ir_opdef_BatchNormalization = {.name = "BatchNormalization", .min_inputs = 0, .max_inputs = -1, .noutputs = 1, .infer = infer_todo};
+const ir_opdef ir_opdef_LayerNormalization = {.name = "LayerNormalization", .min_inputs = 0, .max_inputs = -1, .noutputs = 1, .infer = infer_todo};

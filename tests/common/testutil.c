@@ -1,0 +1,180 @@
+/* testutil.c -- see testutil.h. */
+#include "common/testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ir.h"
+
+kiln_tensor *tu_f32(int rank, const int64_t *dims, const float *data)
+{
+    kiln_tensor *t = kiln_tensor_from_data(KILN_F32, rank, dims, data);
+    assert_non_null(t);
+    return t;
+}
+
+kiln_tensor *tu_f64(int rank, const int64_t *dims, const double *data)
+{
+    kiln_tensor *t = kiln_tensor_from_data(KILN_F64, rank, dims, data);
+    assert_non_null(t);
+    return t;
+}
+
+kiln_tensor *tu_i64(int rank, const int64_t *dims, const int64_t *data)
+{
+    kiln_tensor *t = kiln_tensor_from_data(KILN_I64, rank, dims, data);
+    assert_non_null(t);
+    return t;
+}
+
+kiln_tensor *tu_i32(int rank, const int64_t *dims, const int32_t *data)
+{
+    kiln_tensor *t = kiln_tensor_from_data(KILN_I32, rank, dims, data);
+    assert_non_null(t);
+    return t;
+}
+
+kiln_tensor *tu_bool(int rank, const int64_t *dims, const uint8_t *data)
+{
+    kiln_tensor *t = kiln_tensor_from_data(KILN_BOOL, rank, dims, data);
+    assert_non_null(t);
+    return t;
+}
+
+kiln_tensor *tu_from_f64(kiln_dtype dt, int rank, const int64_t *dims, const double *data)
+{
+    kiln_tensor *t = kiln_tensor_new(dt, rank, dims);
+    assert_non_null(t);
+    for (size_t i = 0; i < kiln_tensor_size(t); i++) ir_store_f64(dt, kiln_tensor_data(t), i, data[i]);
+    return t;
+}
+
+kiln_tensor *tu_random(kiln_dtype dt, int rank, const int64_t *dims, double lo, double hi, uint64_t seed)
+{
+    kiln_tensor *t = kiln_tensor_new(dt, rank, dims);
+    assert_non_null(t);
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i < kiln_tensor_size(t); i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17; /* xorshift64 */
+        double u = (double)(x >> 11) * 0x1p-53;
+        ir_store_f64(dt, kiln_tensor_data(t), i, lo + (hi - lo) * u);
+    }
+    return t;
+}
+
+static kiln_session *ref_session(kiln_graph *g)
+{
+    kiln_session_options o;
+    kiln_session_options_init(&o);
+    o.backend = KILN_BACKEND_REFERENCE;
+    kiln_status *st = kiln_status_new();
+    kiln_session *s = kiln_session_new(g, &o, st);
+    if (!s) fail_msg("kiln_session_new: %s", kiln_status_message(st));
+    kiln_status_free(st);
+    return s;
+}
+
+kiln_tensor *tu_run(kiln_graph *g, kiln_value out, int nfeeds, const kiln_value *phs,
+                    kiln_tensor *const *feeds)
+{
+    kiln_session *s = ref_session(g);
+    kiln_status *st = kiln_status_new();
+    kiln_tensor *r = NULL;
+    kiln_session_run(s, phs, feeds, nfeeds, &out, &r, 1, NULL, 0, st);
+    if (kiln_status_code(st) != KILN_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", kiln_status_message(st));
+        kiln_status_free(st);
+        kiln_session_free(s);
+        fail_msg("kiln_session_run: %s", msg);
+    }
+    kiln_status_free(st);
+    kiln_session_free(s);
+    assert_non_null(r);
+    return r;
+}
+
+void tu_run_fails(kiln_graph *g, kiln_value out, int nfeeds, const kiln_value *phs,
+                  kiln_tensor *const *feeds, const char *substr)
+{
+    kiln_session *s = ref_session(g);
+    kiln_status *st = kiln_status_new();
+    kiln_tensor *r = NULL;
+    kiln_session_run(s, phs, feeds, nfeeds, &out, &r, 1, NULL, 0, st);
+    int code = kiln_status_code(st);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", kiln_status_message(st));
+    kiln_status_free(st);
+    kiln_session_free(s);
+    assert_null(r);
+    assert_int_not_equal(code, KILN_OK);
+    if (!strstr(msg, substr)) fail_msg("error message '%s' lacks '%s'", msg, substr);
+}
+
+void tu_assert_shape(const kiln_tensor *t, kiln_dtype dt, int rank, const int64_t *dims)
+{
+    assert_non_null(t);
+    assert_int_equal(kiln_tensor_dtype(t), dt);
+    assert_int_equal(kiln_tensor_rank(t), rank);
+    for (int i = 0; i < rank; i++) assert_int_equal(kiln_tensor_dims(t)[i], dims[i]);
+}
+
+void tu_assert_close(const kiln_tensor *t, const double *want, size_t n, double rtol, double atol)
+{
+    assert_non_null(t);
+    assert_int_equal(kiln_tensor_size(t), n);
+    const void *d = kiln_tensor_const_data(t);
+    for (size_t i = 0; i < n; i++) {
+        double got = ir_load_f64(kiln_tensor_dtype(t), d, i);
+        double w = want[i];
+        bool ok;
+        if (isnan(w)) ok = isnan(got);
+        else if (isinf(w)) ok = got == w;
+        else ok = fabs(got - w) <= atol + rtol * fabs(w);
+        if (!ok) fail_msg("element %zu: got %.9g, want %.9g (rtol %g, atol %g)", i, got, w, rtol, atol);
+    }
+}
+
+void tu_assert_ints(const kiln_tensor *t, const int64_t *want, size_t n)
+{
+    assert_non_null(t);
+    assert_int_equal(kiln_tensor_size(t), n);
+    const void *d = kiln_tensor_const_data(t);
+    for (size_t i = 0; i < n; i++) {
+        int64_t got = ir_load_i64(kiln_tensor_dtype(t), d, i);
+        if (got != want[i]) fail_msg("element %zu: got %lld, want %lld", i, (long long)got, (long long)want[i]);
+    }
+}
+
+void tu_assert_graph_error(const kiln_graph *g, ...)
+{
+    const char *err = kiln_graph_error(g);
+    if (!err) fail_msg("expected a graph error, got none");
+    va_list ap;
+    va_start(ap, g);
+    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
+        if (!strstr(err, s)) {
+            va_end(ap);
+            fail_msg("graph error '%s' lacks '%s'", err, s);
+        }
+    va_end(ap);
+}
+
+int tu_setup(void **state)
+{
+    (void)state;
+    ir_alloc_fail_after(-1);
+    return ir_alloc_live_blocks() == 0 ? 0 : -1;
+}
+
+int tu_teardown(void **state)
+{
+    (void)state;
+    long live = ir_alloc_live_blocks();
+    if (live != 0) {
+        print_error("leak: %ld blocks allocated by kiln are still live\n", live);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Installs the system packages kiln's build, tests and examples need, each
+# only when it is missing (Debian: apt-get; nothing is fetched otherwise).
+set -e
+PKGS="build-essential libcmocka-dev python3-numpy valgrind"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q || true
+$SUDO apt-get install -y -q --no-install-recommends $missing
