@@ -21,15 +21,17 @@ TEST_UTIL_OBJ := $(TEST_UTIL:%.c=$(BUILD)/obj/%.o)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all deps lib test tests demo examples check-asan check-valgrind clean help expected format
-all: lib tests examples
+.PHONY: all deps lib test tests demo examples check-asan check-tsan check-valgrind clean help expected format docs
+all: lib tests examples $(BUILD)/tools/opdoc
 
 help:
 	@echo "make deps           install the system packages the build and tests need"
 	@echo "make demo           build and run the example network"
 	@echo "make test           build and run every test"
 	@echo "make check-asan     the test suite under AddressSanitizer + UBSan"
+	@echo "make check-tsan      the session tests (concurrent runs) under ThreadSanitizer"
 	@echo "make check-valgrind the test suite under valgrind --leak-check=full"
+	@echo "make docs           regenerate docs/ops.md from the op registry"
 	@echo "make expected       regenerate the numpy-computed expected arrays of the op tests"
 	@echo "make CC=clang ...   build with clang"
 
@@ -58,11 +60,21 @@ $(BUILD)/examples/%: examples/%.c $(LIB) include/kiln.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
+$(BUILD)/tools/%: tools/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+docs: $(BUILD)/tools/opdoc
+	$(BUILD)/tools/opdoc > docs/ops.md
+
 tests: $(TEST_BIN)
 examples: $(EXAMPLE_BIN)
 
 test: deps
-	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory tests $(BUILD)/tools/opdoc
+	@tools/check_docs.sh $(BUILD)/tools/opdoc
+	@$(MAKE) --no-print-directory examples
+	@for e in $(EXAMPLE_BIN); do $$e > /dev/null && echo "PASS example $$e" || { echo "FAIL example $$e"; exit 1; }; done
 	@tools/run_tests.sh $(BUILD)/tests
 
 demo: deps
@@ -74,6 +86,11 @@ check-asan: deps
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  tools/run_tests.sh build-asan/tests
+
+check-tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread" \
+	  build-tsan/tests/runtime/test_session
+	@TSAN_OPTIONS=halt_on_error=1 tools/run_tests.sh build-tsan/tests/runtime
 
 check-valgrind: deps
 	@$(MAKE) --no-print-directory tests

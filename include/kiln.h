@@ -133,6 +133,14 @@ KILN_API size_t kiln_tensor_size(const kiln_tensor *t);
 /* The number of bytes of data. */
 KILN_API size_t kiln_tensor_nbytes(const kiln_tensor *t);
 
+/* NumPy .npy files (format versions 1.0 to 3.0, C order, either byte
+ * order; every kiln dtype. numpy has no bf16, so bf16 is written as the
+ * opaque 2-byte type '|V2', which numpy reads as raw void values, and '|V2'
+ * reads back as bf16). read returns a new tensor (caller frees) or NULL with
+ * status set; write returns KILN_OK or an error code, and is atomic. */
+KILN_API kiln_tensor *kiln_tensor_read_npy(const char *path, kiln_status *status);
+KILN_API int kiln_tensor_write_npy(const kiln_tensor *t, const char *path, kiln_status *status);
+
 /* ------------------------------------------------------------------------ */
 /* Attributes                                                                */
 /* ------------------------------------------------------------------------ */
@@ -226,6 +234,23 @@ KILN_API char *kiln_graph_to_dot(const kiln_graph *g);
 /* Runs the verifier over the whole graph (types, shapes, attributes, no
  * dangling values). Returns KILN_OK or an error code, also set in status. */
 KILN_API int kiln_graph_verify(const kiln_graph *g, kiln_status *status);
+
+/* The graph's declared outputs: what `kiln run` fetches and what a saved
+ * graph remembers. set copies the list (replacing an earlier one); outputs
+ * copies up to max of them into out and returns how many there are. A graph
+ * with none declared reports its sinks: outputs of non-source nodes that no
+ * node uses, in node order. */
+KILN_API void kiln_graph_set_outputs(kiln_graph *g, const kiln_value *outputs, int n);
+KILN_API int kiln_graph_outputs(const kiln_graph *g, kiln_value *out, int max);
+/* The graph's placeholders in creation order (its inputs): as above. */
+KILN_API int kiln_graph_inputs(const kiln_graph *g, kiln_value *out, int max);
+
+/* Saves the graph (nodes, attributes, constants, initial variable values,
+ * declared outputs) to a .kiln file, kiln's own format; the write is atomic
+ * (a temporary file renamed into place). Loads one back: the caller frees
+ * the graph. Errors name the file and what is wrong with it. */
+KILN_API void kiln_graph_save(const kiln_graph *g, const char *path, kiln_status *status);
+KILN_API kiln_graph *kiln_graph_load(const char *path, kiln_status *status);
 
 /* ---- Typed helpers, built on kiln_op ------------------------------------ */
 

@@ -297,6 +297,8 @@ struct kiln_graph {
     ir_strmap names;
     char *error;     /* first builder error (ir_malloc'd) */
     int error_code;
+    kiln_value *outputs; /* declared outputs (in the arena), or NULL */
+    int noutputs;
     /* Tensors held by attributes (constants, initial values) are owned by
      * the nodes and freed with the graph; other payloads live in the arena. */
 };
