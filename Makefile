@@ -6,12 +6,21 @@ SAN     ?=
 WARN    := -Wall -Wextra -Werror -Wshadow -Wundef -Wmissing-prototypes -Wstrict-prototypes \
            -Wno-unused-parameter
 CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -fPIC -Iinclude -Iir $(SAN) $(EXTRA_CFLAGS)
-LDLIBS  := -lm -lpthread
+LLVM_CONFIG ?= /usr/lib/llvm-19/bin/llvm-config
+CLANG_BC    ?= /usr/lib/llvm-19/bin/clang
+LLVM_LINK   ?= /usr/lib/llvm-19/bin/llvm-link
+LLVM_CFLAGS := $(shell $(LLVM_CONFIG) --cflags 2>/dev/null)
+LLVM_LIBS   := $(shell $(LLVM_CONFIG) --ldflags --libs 2>/dev/null)
+LDLIBS  := $(LLVM_LIBS) -lm -lpthread -ldl
 TEST_LDLIBS := -lcmocka $(LDLIBS)
 
 LIB_SRC := $(wildcard ir/*.c ir/ops/*.c frontend/*.c passes/*.c codegen/*.c runtime/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB     := $(BUILD)/libkiln.a
+
+# The kernel library: C compiled to LLVM bitcode, embedded in codegen/kernels.c.
+KERNEL_SRC := $(wildcard codegen/kernels/*.c)
+KERNEL_BC  := $(BUILD)/kernels.bc
 
 TEST_SRC  := $(wildcard tests/*/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -47,6 +56,26 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h ir/*.h runtime/*.h frontend/*.h) ir/ops/ops.def
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/codegen/%.o: codegen/%.c $(wildcard include/*.h ir/*.h codegen/*.h) ir/ops/ops.def
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LLVM_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/runtime/jit.o: runtime/jit.c $(wildcard include/*.h ir/*.h codegen/*.h runtime/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LLVM_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/codegen/kernels.o: codegen/kernels.c $(KERNEL_BC) $(wildcard codegen/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LLVM_CFLAGS) -DKILN_KERNELS_BC='"$(abspath $(KERNEL_BC))"' -c $< -o $@
+
+$(BUILD)/kernels/%.bc: codegen/kernels/%.c codegen/kernels/kk.h
+	@mkdir -p $(dir $@)
+	$(CLANG_BC) -std=c11 -O2 -Xclang -disable-llvm-optzns -emit-llvm -fno-math-errno \
+	  -Wall -Wextra -Werror -c $< -o $@
+
+$(KERNEL_BC): $(KERNEL_SRC:codegen/kernels/%.c=$(BUILD)/kernels/%.bc)
+	$(LLVM_LINK) $^ -o $@
 
 $(BUILD)/obj/tests/%.o: tests/%.c $(wildcard tests/common/*.h tests/*/*.h)
 	@mkdir -p $(dir $@)

@@ -360,7 +360,8 @@ typedef enum {
 
 typedef struct {
     kiln_backend backend;
-    int threads; /* worker threads; 0 = number of cores */
+    int threads;   /* worker threads; 0 = number of cores */
+    int opt_level; /* LLVM optimization level 0..3 for compiled code (default 2) */
 } kiln_session_options;
 
 /* Fills the defaults. */

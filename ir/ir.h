@@ -316,6 +316,14 @@ const ir_type *ir_value_type(const kiln_graph *g, kiln_value v);
  * returns -1; returns the node index otherwise. `name` may be NULL. */
 int ir_graph_add_node(kiln_graph *g, ir_op op, const char *name, const kiln_value *inputs,
                       int ninputs, const kiln_attrs *attrs);
+/* A kiln_attrs bag holding a copy of node n's set attributes (NULL when out
+ * of memory); the caller frees it. */
+kiln_attrs *ir_node_attr_bag(const ir_node *n);
+/* Adds to dst a copy of node `node` of src (op, attributes) with the given
+ * inputs (values of dst) and name (NULL: src's name); types are re-inferred.
+ * Returns the new node index or -1 with the error recorded on dst. */
+int ir_graph_copy_node(kiln_graph *dst, const kiln_graph *src, int node, const kiln_value *inputs,
+                       const char *name);
 /* Records err (if none yet) on the graph. */
 void ir_graph_set_error(kiln_graph *g, int code, const char *fmt, ...) IR_PRINTF(3, 4);
 

@@ -30,9 +30,9 @@ static kiln_tensor *borrow(const kiln_tensor *t)
 static int slot(const exec_state *st, kiln_value v) { return st->out_base[v.node] + v.index; }
 
 /* Does the fed tensor match the type the graph declares for v? */
-static int check_feed(const exec_state *st, kiln_value v, const kiln_tensor *t, kiln_status *status)
+int rt_check_feed(const kiln_graph *g, kiln_value v, const kiln_tensor *t, kiln_status *status)
 {
-    const ir_node *n = &st->g->nodes[v.node];
+    const ir_node *n = &g->nodes[v.node];
     const ir_type *want = &n->outputs[v.index];
     bool ok = t->dtype == want->dtype && t->rank == want->rank;
     for (int i = 0; ok && i < want->rank; i++) ok = want->dims[i] < 0 || want->dims[i] == t->dims[i];
@@ -185,7 +185,7 @@ int rt_ref_run(kiln_session *s, const rt_run_request *req, kiln_status *status)
     if (!st.vals || !st.uses || !st.feed) goto oom;
     for (int i = 0; i < nvals; i++) st.feed[i] = -1;
     for (int i = 0; i < req->ninputs; i++) {
-        if ((rc = check_feed(&st, req->inputs[i], req->input_values[i], status))) goto done;
+        if ((rc = rt_check_feed(g, req->inputs[i], req->input_values[i], status))) goto done;
         st.feed[slot(&st, req->inputs[i])] = i;
     }
 

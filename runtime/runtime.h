@@ -8,6 +8,9 @@
 
 #include "../ir/ir.h"
 
+typedef struct rt_compiled rt_compiled;
+struct rt_jit;
+
 struct kiln_session {
     kiln_graph *graph;
     int nnodes;                 /* nodes visible to the session */
@@ -15,6 +18,10 @@ struct kiln_session {
     kiln_tensor **vars;         /* per node: the variable's value, NULL for others */
     pthread_rwlock_t vars_lock; /* shared for reading runs, exclusive for assigning runs */
     atomic_uint_fast64_t runs;  /* run counter: seeds random ops per run */
+    /* The compiled backend (NULL for the reference backend). */
+    struct rt_jit *jit;
+    pthread_mutex_t cache_lock; /* guards cache and the JIT */
+    rt_compiled *cache;         /* one program per run signature */
 };
 
 /* One run request, as given to kiln_session_run. */
@@ -33,5 +40,14 @@ typedef struct {
  * request's values and holds no lock; the executor takes vars_lock itself.
  * Returns KILN_OK or an error code with status set. */
 int rt_ref_run(kiln_session *s, const rt_run_request *req, kiln_status *status);
+
+/* Checks a fed tensor against the type the graph declares for v. */
+int rt_check_feed(const kiln_graph *g, kiln_value v, const kiln_tensor *t, kiln_status *status);
+
+/* The compiled backend (compiled.c): sets up / tears down the session's JIT
+ * and program cache, and runs a request with compiled code. */
+int rt_compiled_init(kiln_session *s, kiln_status *status);
+void rt_compiled_free(kiln_session *s);
+int rt_compiled_run(kiln_session *s, const rt_run_request *req, kiln_status *status);
 
 #endif

@@ -11,6 +11,7 @@ void kiln_session_options_init(kiln_session_options *o)
     memset(o, 0, sizeof *o);
     o->backend = KILN_BACKEND_DEFAULT;
     o->threads = 0;
+    o->opt_level = 2;
 }
 
 kiln_session *kiln_session_new(kiln_graph *g, const kiln_session_options *opts,
@@ -35,6 +36,11 @@ kiln_session *kiln_session_new(kiln_graph *g, const kiln_session_options *opts,
     if (o.threads < 0) {
         ir_set_status(status, KILN_ERR_INVALID_ARGUMENT,
                       "kiln_session_new: threads is %d; use 0 for the number of cores", o.threads);
+        return NULL;
+    }
+    if (o.opt_level < 0 || o.opt_level > 3) {
+        ir_set_status(status, KILN_ERR_INVALID_ARGUMENT,
+                      "kiln_session_new: opt_level is %d; it must be 0 to 3", o.opt_level);
         return NULL;
     }
     if (o.threads == 0) {
@@ -62,6 +68,10 @@ kiln_session *kiln_session_new(kiln_graph *g, const kiln_session_options *opts,
         return NULL;
     }
     atomic_init(&s->runs, 0);
+    if (o.backend == KILN_BACKEND_DEFAULT && rt_compiled_init(s, status) != KILN_OK) {
+        kiln_session_free(s);
+        return NULL;
+    }
     ir_status_ok(status);
     return s;
 
@@ -78,6 +88,7 @@ oom:
 void kiln_session_free(kiln_session *s)
 {
     if (!s) return;
+    rt_compiled_free(s);
     for (int i = 0; i < s->nnodes; i++) kiln_tensor_free(s->vars[i]);
     ir_free(s->vars);
     pthread_rwlock_destroy(&s->vars_lock);
@@ -142,7 +153,8 @@ void kiln_session_run(kiln_session *s, const kiln_value *inputs, kiln_tensor *co
 
     rt_run_request req = {inputs, input_values, ninputs, outputs, output_values, noutputs,
                           targets, ntargets};
-    rt_ref_run(s, &req, status);
+    if (s->jit) rt_compiled_run(s, &req, status);
+    else rt_ref_run(s, &req, status);
 }
 
 kiln_tensor *kiln_session_variable(kiln_session *s, kiln_value v, kiln_status *status)

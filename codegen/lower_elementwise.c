@@ -1,0 +1,311 @@
+/* lower_elementwise.c -- elementwise ops as generated loops. The output's
+ * dims are coalesced where every operand is contiguous (or broadcast) across
+ * them; the kernel then walks rows of the innermost coalesced dim in chunks,
+ * so same-shape ops become one flat, vectorizable loop and broadcast operands
+ * get stride 0. Values are computed in f32 (f16, bf16, f32), f64 or the
+ * integer type itself, as cg_compute_type says. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cg_internal.h"
+
+#define EW_CHUNK 16384
+
+typedef struct {
+    int rank;
+    int64_t dims[IR_MAX_RANK];
+    int64_t strides[IR_ITER_MAX][IR_MAX_RANK];
+} ew_layout;
+
+/* Coalesces the output dims of an elementwise node with n operands. */
+static void layout(const cg_kernel *k, ew_layout *L)
+{
+    const ir_type *out = k->out[0].type;
+    int n = k->ninputs;
+    int64_t st[IR_ITER_MAX][IR_MAX_RANK];
+    for (int i = 0; i < n; i++) ir_broadcast_strides(k->in[i].type->rank, k->in[i].type->dims, out->rank, st[i]);
+    memset(L, 0, sizeof *L);
+    for (int d = 0; d < out->rank; d++) {
+        if (out->dims[d] == 1) continue; /* size-1 dims never matter */
+        if (L->rank > 0) {
+            int last = L->rank - 1;
+            /* the outer coalesced dim's stride must be this dim's stride times its size */
+            bool merge = true;
+            for (int i = 0; i < n && merge; i++) merge = L->strides[i][last] == st[i][d] * out->dims[d];
+            if (merge) {
+                L->dims[last] *= out->dims[d];
+                for (int i = 0; i < n; i++) L->strides[i][last] = st[i][d];
+                continue;
+            }
+        }
+        L->dims[L->rank] = out->dims[d];
+        for (int i = 0; i < n; i++) L->strides[i][L->rank] = st[i][d];
+        L->rank++;
+    }
+    if (L->rank == 0) {
+        L->rank = 1;
+        L->dims[0] = 1;
+        for (int i = 0; i < n; i++) L->strides[i][0] = 0;
+    }
+}
+
+static bool is_unsigned(kiln_dtype dt) { return dt == KILN_U8 || dt == KILN_BOOL; }
+
+static LLVMValueRef fconst(cg_ctx *c, LLVMTypeRef t, double v) { return LLVMConstReal(t, v); }
+
+/* Integer division with the reference semantics: truncation toward zero,
+ * MIN / -1 wraps, division by zero reports CG_ERR_DIV_ZERO. */
+static LLVMValueRef int_div(cg_ctx *c, cg_kernel *k, kiln_dtype dt, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMTypeRef t = LLVMTypeOf(a);
+    LLVMValueRef zero = LLVMConstInt(t, 0, 0);
+    LLVMValueRef is0 = LLVMBuildICmp(c->b, LLVMIntEQ, b, zero, "");
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
+    LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(c->ctx, fn, "divzero");
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(c->ctx, fn, "divok");
+    LLVMBuildCondBr(c->b, is0, bad, ok);
+    LLVMPositionBuilderAtEnd(c->b, bad);
+    LLVMBuildStore(c->b, cg_i32(c, CG_ERR_DIV_ZERO), k->err);
+    LLVMBuildBr(c->b, ok);
+    LLVMPositionBuilderAtEnd(c->b, ok);
+    if (is_unsigned(dt)) {
+        LLVMValueRef safe = LLVMBuildSelect(c->b, is0, LLVMConstInt(t, 1, 0), b, "");
+        return LLVMBuildUDiv(c->b, a, safe, "");
+    }
+    LLVMValueRef m1 = LLVMBuildICmp(c->b, LLVMIntEQ, b, LLVMConstAllOnes(t), "");
+    LLVMValueRef safe = LLVMBuildSelect(c->b, LLVMBuildOr(c->b, is0, m1, ""), LLVMConstInt(t, 1, 0), b, "");
+    LLVMValueRef q = LLVMBuildSDiv(c->b, a, safe, "");
+    return LLVMBuildSelect(c->b, m1, LLVMBuildSub(c->b, zero, a, ""), q, "");
+}
+
+static LLVMValueRef int_pow(cg_ctx *c, cg_kernel *k, kiln_dtype dt, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMTypeRef t = LLVMTypeOf(a);
+    bool u = is_unsigned(dt);
+    LLVMValueRef a64 = u ? LLVMBuildZExt(c->b, a, c->t_i64, "") : LLVMBuildSExt(c->b, a, c->t_i64, "");
+    LLVMValueRef b64 = u ? LLVMBuildZExt(c->b, b, c->t_i64, "") : LLVMBuildSExt(c->b, b, c->t_i64, "");
+    if (t == c->t_i64) {
+        a64 = a;
+        b64 = b;
+    }
+    LLVMTypeRef params[3] = {c->t_i64, c->t_i64, c->t_ptr};
+    LLVMTypeRef ft = LLVMFunctionType(c->t_i64, params, 3, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(c->mod, "kk_ipow");
+    if (!fn) fn = LLVMAddFunction(c->mod, "kk_ipow", ft);
+    LLVMValueRef args[3] = {a64, b64, k->err};
+    LLVMValueRef r = LLVMBuildCall2(c->b, ft, fn, args, 3, "");
+    return t == c->t_i64 ? r : LLVMBuildTrunc(c->b, r, t, "");
+}
+
+/* The value of one output element from its operands' values (in their
+ * compute types). Returns NULL for an op this file does not lower. */
+static LLVMValueRef compute(cg_ctx *c, cg_kernel *k, LLVMValueRef *x)
+{
+    const ir_node *n = k->node;
+    kiln_dtype dt = k->in[0].type->dtype;
+    bool fl = ir_dtype_is_float(dt);
+    LLVMTypeRef t = LLVMTypeOf(x[0]);
+    LLVMValueRef a = x[0], b = k->ninputs > 1 ? x[1] : NULL;
+    switch (n->op) {
+    case IR_OP_Identity: return a;
+    case IR_OP_Add: return fl ? LLVMBuildFAdd(c->b, a, b, "") : LLVMBuildAdd(c->b, a, b, "");
+    case IR_OP_Sub: return fl ? LLVMBuildFSub(c->b, a, b, "") : LLVMBuildSub(c->b, a, b, "");
+    case IR_OP_Mul: return fl ? LLVMBuildFMul(c->b, a, b, "") : LLVMBuildMul(c->b, a, b, "");
+    case IR_OP_Div: return fl ? LLVMBuildFDiv(c->b, a, b, "") : int_div(c, k, dt, a, b);
+    case IR_OP_Pow: return fl ? cg_math2(c, "pow", a, b) : int_pow(c, k, dt, a, b);
+    case IR_OP_Maximum:
+        if (fl) return cg_math2(c, "maximum", a, b);
+        return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, is_unsigned(dt) ? LLVMIntUGT : LLVMIntSGT, a, b, ""), a, b, "");
+    case IR_OP_Minimum:
+        if (fl) return cg_math2(c, "minimum", a, b);
+        return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, is_unsigned(dt) ? LLVMIntULT : LLVMIntSLT, a, b, ""), a, b, "");
+    case IR_OP_Neg: return fl ? LLVMBuildFNeg(c->b, a, "") : LLVMBuildSub(c->b, LLVMConstInt(t, 0, 0), a, "");
+    case IR_OP_Abs:
+        if (fl) return cg_math1(c, "fabs", a);
+        if (is_unsigned(dt)) return a;
+        return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, LLVMConstInt(t, 0, 0), ""),
+                               LLVMBuildSub(c->b, LLVMConstInt(t, 0, 0), a, ""), a, "");
+    case IR_OP_Exp: return cg_math1(c, "exp", a);
+    case IR_OP_Log: return cg_math1(c, "log", a);
+    case IR_OP_Sqrt: return cg_math1(c, "sqrt", a);
+    case IR_OP_Rsqrt: return LLVMBuildFDiv(c->b, fconst(c, t, 1), cg_math1(c, "sqrt", a), "");
+    case IR_OP_Reciprocal: return LLVMBuildFDiv(c->b, fconst(c, t, 1), a, "");
+    case IR_OP_Tanh: return cg_math1(c, "libm:tanh", a);
+    case IR_OP_Erf: return cg_math1(c, "libm:erf", a);
+    case IR_OP_Sigmoid: {
+        LLVMValueRef e = cg_math1(c, "exp", LLVMBuildFNeg(c->b, a, ""));
+        return LLVMBuildFDiv(c->b, fconst(c, t, 1), LLVMBuildFAdd(c->b, fconst(c, t, 1), e, ""), "");
+    }
+    case IR_OP_Relu:
+        if (fl) /* x < 0 ? 0 : x, so NaN passes through */
+            return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOLT, a, fconst(c, t, 0), ""), fconst(c, t, 0), a, "");
+        return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, a, LLVMConstInt(t, 0, 0), ""), a, LLVMConstInt(t, 0, 0), "");
+    case IR_OP_LeakyRelu:
+        return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGE, a, fconst(c, t, 0), ""), a,
+                               LLVMBuildFMul(c->b, a, fconst(c, t, ir_node_float(n, "alpha")), ""), "");
+    case IR_OP_Elu:
+        return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGE, a, fconst(c, t, 0), ""), a,
+                               LLVMBuildFMul(c->b, cg_math1(c, "libm:expm1", a), fconst(c, t, ir_node_float(n, "alpha")), ""), "");
+    case IR_OP_Gelu: {
+        const char *approx = ir_node_string(n, "approximate");
+        LLVMValueRef half_x = LLVMBuildFMul(c->b, a, fconst(c, t, 0.5), "");
+        LLVMValueRef inner;
+        if (approx && strcmp(approx, "tanh") == 0) {
+            LLVMValueRef x3 = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, a, a, ""), a, "");
+            LLVMValueRef s = LLVMBuildFAdd(c->b, a, LLVMBuildFMul(c->b, x3, fconst(c, t, 0.044715), ""), "");
+            inner = cg_math1(c, "libm:tanh", LLVMBuildFMul(c->b, s, fconst(c, t, sqrt(2.0 / M_PI)), ""));
+        } else {
+            inner = cg_math1(c, "libm:erf", LLVMBuildFMul(c->b, a, fconst(c, t, M_SQRT1_2), ""));
+        }
+        return LLVMBuildFMul(c->b, half_x, LLVMBuildFAdd(c->b, fconst(c, t, 1), inner, ""), "");
+    }
+    case IR_OP_Softplus: {
+        /* max(x, 0) + log1p(exp(-|x|)) */
+        LLVMValueRef e = cg_math1(c, "exp", LLVMBuildFNeg(c->b, cg_math1(c, "fabs", a), ""));
+        LLVMValueRef pos = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, fconst(c, t, 0), ""), a, fconst(c, t, 0), "");
+        return LLVMBuildFAdd(c->b, pos, cg_math1(c, "libm:log1p", e), "");
+    }
+    case IR_OP_Clip: {
+        double lo = ir_node_float(n, "min"), hi = ir_node_float(n, "max");
+        if (fl) {
+            LLVMValueRef r = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, fconst(c, t, hi), ""), fconst(c, t, hi), a, "");
+            return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOLT, a, fconst(c, t, lo), ""), fconst(c, t, lo), r, "");
+        }
+        /* integer bounds round inward; compare in i64 */
+        int64_t loi = lo <= -9.2e18 ? INT64_MIN : (int64_t)ceil(lo);
+        int64_t hii = hi >= 9.2e18 ? INT64_MAX : (int64_t)floor(hi);
+        LLVMValueRef w = t == c->t_i64 ? a : is_unsigned(dt) ? LLVMBuildZExt(c->b, a, c->t_i64, "") : LLVMBuildSExt(c->b, a, c->t_i64, "");
+        LLVMValueRef r = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, w, cg_i64(c, hii), ""), cg_i64(c, hii), w, "");
+        r = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, w, cg_i64(c, loi), ""), cg_i64(c, loi), r, "");
+        return t == c->t_i64 ? r : LLVMBuildTrunc(c->b, r, t, "");
+    }
+    case IR_OP_Equal:
+    case IR_OP_Less:
+    case IR_OP_Greater:
+    case IR_OP_LessOrEqual:
+    case IR_OP_GreaterOrEqual: {
+        LLVMValueRef r;
+        int op = n->op;
+        if (fl) {
+            LLVMRealPredicate pr = op == IR_OP_Equal ? LLVMRealOEQ : op == IR_OP_Less ? LLVMRealOLT
+                                   : op == IR_OP_Greater ? LLVMRealOGT : op == IR_OP_LessOrEqual ? LLVMRealOLE : LLVMRealOGE;
+            r = LLVMBuildFCmp(c->b, pr, a, b, "");
+        } else {
+            bool u = is_unsigned(dt);
+            LLVMIntPredicate pr = op == IR_OP_Equal ? LLVMIntEQ
+                                  : op == IR_OP_Less ? (u ? LLVMIntULT : LLVMIntSLT)
+                                  : op == IR_OP_Greater ? (u ? LLVMIntUGT : LLVMIntSGT)
+                                  : op == IR_OP_LessOrEqual ? (u ? LLVMIntULE : LLVMIntSLE)
+                                                            : (u ? LLVMIntUGE : LLVMIntSGE);
+            r = LLVMBuildICmp(c->b, pr, a, b, "");
+        }
+        return LLVMBuildZExt(c->b, r, c->t_i8, "");
+    }
+    case IR_OP_And: return LLVMBuildAnd(c->b, a, b, "");
+    case IR_OP_Or: return LLVMBuildOr(c->b, a, b, "");
+    case IR_OP_Xor: return LLVMBuildXor(c->b, a, b, "");
+    case IR_OP_Not: return LLVMBuildXor(c->b, a, LLVMConstInt(c->t_i8, 1, 0), "");
+    case IR_OP_Where:
+        return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntNE, a, LLVMConstInt(c->t_i8, 0, 0), ""), x[1], x[2], "");
+    case IR_OP_Cast: {
+        kiln_dtype to = k->out[0].type->dtype;
+        LLVMTypeRef tt = cg_compute_type(c, to);
+        if (fl) {
+            if (ir_dtype_is_float(to)) {
+                if (t == tt) return a;
+                return t == c->t_f64 ? LLVMBuildFPTrunc(c->b, a, tt, "") : LLVMBuildFPExt(c->b, a, tt, "");
+            }
+            if (to == KILN_BOOL) return LLVMBuildZExt(c->b, LLVMBuildFCmp(c->b, LLVMRealUNE, a, fconst(c, t, 0), ""), c->t_i8, "");
+            /* truncate toward zero saturating to int64 (NaN -> 0), then wrap */
+            char name[48];
+            snprintf(name, sizeof name, "llvm.fptosi.sat.i64.%s", t == c->t_f32 ? "f32" : "f64");
+            LLVMTypeRef ft = LLVMFunctionType(c->t_i64, &t, 1, 0);
+            LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
+            if (!fn) fn = LLVMAddFunction(c->mod, name, ft);
+            LLVMValueRef r = LLVMBuildCall2(c->b, ft, fn, &a, 1, "");
+            return tt == c->t_i64 ? r : LLVMBuildTrunc(c->b, r, tt, "");
+        }
+        bool u = is_unsigned(dt);
+        if (ir_dtype_is_float(to)) return u ? LLVMBuildUIToFP(c->b, a, tt, "") : LLVMBuildSIToFP(c->b, a, tt, "");
+        if (to == KILN_BOOL) return LLVMBuildZExt(c->b, LLVMBuildICmp(c->b, LLVMIntNE, a, LLVMConstInt(t, 0, 0), ""), c->t_i8, "");
+        unsigned from_bits = LLVMGetIntTypeWidth(t), to_bits = LLVMGetIntTypeWidth(tt);
+        if (from_bits == to_bits) return a;
+        if (from_bits > to_bits) return LLVMBuildTrunc(c->b, a, tt, "");
+        return u ? LLVMBuildZExt(c->b, a, tt, "") : LLVMBuildSExt(c->b, a, tt, "");
+    }
+    default: return NULL;
+    }
+}
+
+static int lower_elementwise(cg_ctx *c, cg_kernel *k)
+{
+    ew_layout L;
+    layout(k, &L);
+    int r = L.rank;
+    int64_t inner = L.dims[r - 1];
+    int64_t rows = 1;
+    for (int d = 0; d < r - 1; d++) rows *= L.dims[d];
+    int64_t chunk = inner < EW_CHUNK ? (inner > 0 ? inner : 1) : EW_CHUNK;
+    int64_t nchunks = (inner + chunk - 1) / chunk;
+    if (rows == 0 || inner == 0) {
+        k->work = 1; /* nothing to do */
+        return 0;
+    }
+    k->work = rows * nchunks;
+    k->grain = 32768 / chunk > 0 ? 32768 / chunk : 1;
+
+    cg_loop w;
+    cg_loop_begin(c, &w, k->begin, k->end, "w");
+    LLVMValueRef row = LLVMBuildSDiv(c->b, w.i, cg_i64(c, nchunks), "");
+    LLVMValueRef ch = LLVMBuildSRem(c->b, w.i, cg_i64(c, nchunks), "");
+    /* base offsets of the row for each input */
+    LLVMValueRef base[IR_ITER_MAX];
+    for (int i = 0; i < k->ninputs; i++) base[i] = cg_i64(c, 0);
+    LLVMValueRef rem = row;
+    for (int d = r - 2; d >= 0; d--) {
+        LLVMValueRef idx = LLVMBuildSRem(c->b, rem, cg_i64(c, L.dims[d]), "");
+        rem = LLVMBuildSDiv(c->b, rem, cg_i64(c, L.dims[d]), "");
+        for (int i = 0; i < k->ninputs; i++)
+            if (L.strides[i][d])
+                base[i] = LLVMBuildAdd(c->b, base[i], LLVMBuildMul(c->b, idx, cg_i64(c, L.strides[i][d]), ""), "");
+    }
+    LLVMValueRef out_base = LLVMBuildMul(c->b, row, cg_i64(c, inner), "");
+    LLVMValueRef from = LLVMBuildMul(c->b, ch, cg_i64(c, chunk), "");
+    LLVMValueRef to = LLVMBuildAdd(c->b, from, cg_i64(c, chunk), "");
+    to = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, to, cg_i64(c, inner), ""), to, cg_i64(c, inner), "");
+    cg_loop j;
+    cg_loop_begin(c, &j, from, to, "j");
+    LLVMValueRef x[IR_ITER_MAX];
+    for (int i = 0; i < k->ninputs; i++) {
+        int64_t s = L.strides[i][r - 1];
+        LLVMValueRef off = s == 0 ? base[i] : LLVMBuildAdd(c->b, base[i], s == 1 ? j.i : LLVMBuildMul(c->b, j.i, cg_i64(c, s), ""), "");
+        x[i] = cg_load_elem(c, k->in[i].type->dtype, k->in[i].ptr, off);
+    }
+    LLVMValueRef y = compute(c, k, x);
+    if (!y) return cg_error(c, k, KILN_ERR_INTERNAL, "no elementwise lowering");
+    cg_store_elem(c, k->out[0].type->dtype, k->out[0].ptr, LLVMBuildAdd(c->b, out_base, j.i, ""), y);
+    cg_loop_end(c, &j);
+    cg_loop_end(c, &w);
+    return 0;
+}
+
+/* Assign(var, value): copies value into the variable and into the output. */
+static int lower_assign(cg_ctx *c, cg_kernel *k)
+{
+    int64_t bytes = ir_shape_numel(k->in[1].type->rank, k->in[1].type->dims) * (int64_t)kiln_dtype_size(k->in[1].type->dtype);
+    LLVMBuildMemCpy(c->b, k->in[0].ptr, 1, k->in[1].ptr, 1, cg_i64(c, bytes));
+    LLVMBuildMemCpy(c->b, k->out[0].ptr, 1, k->in[1].ptr, 1, cg_i64(c, bytes));
+    k->work = 1;
+    return 0;
+}
+
+#define EW(name) int cg_lower_##name(cg_ctx *c, cg_kernel *k) { return lower_elementwise(c, k); }
+EW(Identity) EW(Cast)
+EW(Add) EW(Sub) EW(Mul) EW(Div) EW(Pow) EW(Maximum) EW(Minimum)
+EW(Neg) EW(Abs) EW(Exp) EW(Log) EW(Sqrt) EW(Rsqrt) EW(Reciprocal) EW(Tanh) EW(Sigmoid)
+EW(Relu) EW(LeakyRelu) EW(Elu) EW(Gelu) EW(Erf) EW(Softplus) EW(Clip)
+EW(Equal) EW(Less) EW(Greater) EW(LessOrEqual) EW(GreaterOrEqual)
+EW(Not) EW(And) EW(Or) EW(Xor) EW(Where)
+
+int cg_lower_Assign(cg_ctx *c, cg_kernel *k) { return lower_assign(c, k); }

@@ -1,0 +1,43 @@
+/* lower_todo.c -- ops the CPU backend does not compile yet: each reports
+ * UNIMPLEMENTED with its name. (Sources have no kernel: the memory plan
+ * binds them.) */
+#include "cg_internal.h"
+
+#define TODO(name) \
+    int cg_lower_##name(cg_ctx *c, cg_kernel *k) { return cg_error(c, k, KILN_ERR_UNIMPLEMENTED, "the CPU backend cannot compile " #name " yet"); }
+
+TODO(Placeholder)
+TODO(Constant)
+TODO(Variable)
+TODO(MatMul)
+TODO(Gemm)
+TODO(Transpose)
+TODO(Reshape)
+TODO(Flatten)
+TODO(Squeeze)
+TODO(Unsqueeze)
+TODO(Concat)
+TODO(Split)
+TODO(Slice)
+TODO(Gather)
+TODO(Pad)
+TODO(Expand)
+TODO(Tile)
+TODO(ReduceSum)
+TODO(ReduceMean)
+TODO(ReduceMax)
+TODO(ReduceMin)
+TODO(ReduceProd)
+TODO(ArgMax)
+TODO(ArgMin)
+TODO(Softmax)
+TODO(LogSoftmax)
+TODO(BatchNormalization)
+TODO(LayerNormalization)
+TODO(Conv2D)
+TODO(ConvTranspose2D)
+TODO(MaxPool2D)
+TODO(AveragePool2D)
+TODO(GlobalAveragePool)
+TODO(RandomUniform)
+TODO(RandomNormal)
