@@ -155,10 +155,11 @@ static LLVMValueRef compute(cg_ctx *c, cg_kernel *k, LLVMValueRef *x)
             LLVMValueRef x3 = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, a, a, ""), a, "");
             LLVMValueRef s = LLVMBuildFAdd(c->b, a, LLVMBuildFMul(c->b, x3, fconst(c, t, 0.044715), ""), "");
             inner = cg_math1(c, "libm:tanh", LLVMBuildFMul(c->b, s, fconst(c, t, sqrt(2.0 / M_PI)), ""));
-        } else {
-            inner = cg_math1(c, "libm:erf", LLVMBuildFMul(c->b, a, fconst(c, t, M_SQRT1_2), ""));
+            return LLVMBuildFMul(c->b, half_x, LLVMBuildFAdd(c->b, fconst(c, t, 1), inner, ""), "");
         }
-        return LLVMBuildFMul(c->b, half_x, LLVMBuildFAdd(c->b, fconst(c, t, 1), inner, ""), "");
+        /* 0.5 x erfc(-x / sqrt 2): no cancellation for negative x */
+        inner = cg_math1(c, "libm:erfc", LLVMBuildFMul(c->b, a, fconst(c, t, -M_SQRT1_2), ""));
+        return LLVMBuildFMul(c->b, half_x, inner, "");
     }
     case IR_OP_Softplus: {
         /* max(x, 0) + log1p(exp(-|x|)) */

@@ -112,6 +112,66 @@ void tu_run_fails(kiln_graph *g, kiln_value out, int nfeeds, const kiln_value *p
     if (!strstr(msg, substr)) fail_msg("error message '%s' lacks '%s'", msg, substr);
 }
 
+int tu_run_backend(kiln_graph *g, kiln_backend backend, int nouts, const kiln_value *outs,
+                   kiln_tensor **results, int nfeeds, const kiln_value *phs,
+                   kiln_tensor *const *feeds, char *msg, size_t msg_size)
+{
+    kiln_session_options o;
+    kiln_session_options_init(&o);
+    o.backend = backend;
+    kiln_status *st = kiln_status_new();
+    kiln_session *s = kiln_session_new(g, &o, st);
+    if (s) kiln_session_run(s, phs, feeds, nfeeds, outs, results, nouts, NULL, 0, st);
+    int code = kiln_status_code(st);
+    if (msg) snprintf(msg, msg_size, "%s", kiln_status_message(st));
+    kiln_session_free(s);
+    kiln_status_free(st);
+    return code;
+}
+
+void tu_diff(kiln_graph *g, int nouts, const kiln_value *outs, int nfeeds, const kiln_value *phs,
+             kiln_tensor *const *feeds, double rtol, double atol)
+{
+    kiln_tensor *ref[16] = {0}, *cmp[16] = {0};
+    char msg[1024];
+    assert_true(nouts <= 16);
+    if (tu_run_backend(g, KILN_BACKEND_REFERENCE, nouts, outs, ref, nfeeds, phs, feeds, msg, sizeof msg))
+        fail_msg("reference run: %s", msg);
+    if (tu_run_backend(g, KILN_BACKEND_DEFAULT, nouts, outs, cmp, nfeeds, phs, feeds, msg, sizeof msg)) {
+        for (int i = 0; i < nouts; i++) kiln_tensor_free(ref[i]);
+        fail_msg("compiled run: %s", msg);
+    }
+    char failure[512] = "";
+    for (int i = 0; i < nouts && !*failure; i++) {
+        const kiln_tensor *r = ref[i], *c = cmp[i];
+        if (r->dtype != c->dtype || r->rank != c->rank || memcmp(r->dims, c->dims, sizeof(int64_t) * (size_t)r->rank)) {
+            snprintf(failure, sizeof failure, "output %d: compiled type differs from the reference", i);
+            break;
+        }
+        for (size_t k = 0; k < r->size; k++) {
+            if (ir_dtype_is_float(r->dtype)) {
+                double a = ir_load_f64(r->dtype, r->data, k), b = ir_load_f64(c->dtype, c->data, k);
+                bool ok = isnan(a) ? isnan(b) : isinf(a) ? a == b : fabs(a - b) <= atol + rtol * fabs(a);
+                if (!ok) {
+                    snprintf(failure, sizeof failure, "output %d element %zu: compiled %.9g, reference %.9g (%s)",
+                             i, k, b, a, kiln_dtype_name(r->dtype));
+                    break;
+                }
+            } else if (ir_load_i64(r->dtype, r->data, k) != ir_load_i64(c->dtype, c->data, k)) {
+                snprintf(failure, sizeof failure, "output %d element %zu: compiled %lld, reference %lld (%s)", i, k,
+                         (long long)ir_load_i64(c->dtype, c->data, k), (long long)ir_load_i64(r->dtype, r->data, k),
+                         kiln_dtype_name(r->dtype));
+                break;
+            }
+        }
+    }
+    for (int i = 0; i < nouts; i++) {
+        kiln_tensor_free(ref[i]);
+        kiln_tensor_free(cmp[i]);
+    }
+    if (*failure) fail_msg("%s", failure);
+}
+
 void tu_assert_shape(const kiln_tensor *t, kiln_dtype dt, int rank, const int64_t *dims)
 {
     assert_non_null(t);

@@ -33,6 +33,17 @@ kiln_tensor *tu_run(kiln_graph *g, kiln_value out, int nfeeds, const kiln_value 
 void tu_run_fails(kiln_graph *g, kiln_value out, int nfeeds, const kiln_value *phs,
                   kiln_tensor *const *feeds, const char *substr);
 
+/* Runs g with the reference backend and with the compiled (default)
+ * backend and asserts every fetched output agrees: same dtype and shape,
+ * integers and bools exactly, floats within atol + rtol * |ref|. */
+void tu_diff(kiln_graph *g, int nouts, const kiln_value *outs, int nfeeds, const kiln_value *phs,
+             kiln_tensor *const *feeds, double rtol, double atol);
+/* Runs g with the given backend; returns the status code and fills outs
+ * (caller frees); msg (may be NULL) receives the message. */
+int tu_run_backend(kiln_graph *g, kiln_backend backend, int nouts, const kiln_value *outs,
+                   kiln_tensor **results, int nfeeds, const kiln_value *phs,
+                   kiln_tensor *const *feeds, char *msg, size_t msg_size);
+
 /* Asserts the tensor's dtype and shape. */
 void tu_assert_shape(const kiln_tensor *t, kiln_dtype dt, int rank, const int64_t *dims);
 /* Asserts |t[i] - want[i]| <= atol + rtol * |want[i]| for every element

@@ -1,0 +1,232 @@
+/* test_diff_elementwise.c -- every elementwise op compiled by the CPU
+ * backend against the reference kernels, over every dtype the op takes and
+ * shapes that exercise broadcasting, size-1 and size-0 dims, odd sizes that
+ * defeat vector widths, and symbolic placeholder dims. Integers and bools
+ * must agree exactly; floats within a tolerance for the dtype (the compiled
+ * code computes f32, f16 and bf16 in f32, the reference in double). */
+#include "common/testutil.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+static const kiln_dtype FLOATS[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16};
+static const kiln_dtype INTS[] = {KILN_I8, KILN_U8, KILN_I32, KILN_I64};
+
+static double rtol_for(kiln_dtype dt)
+{
+    switch (dt) {
+    case KILN_F64: return 1e-12;
+    case KILN_F32: return 2e-6;
+    case KILN_F16: return 2e-3;
+    case KILN_BF16: return 1.6e-2;
+    default: return 0;
+    }
+}
+
+typedef struct {
+    int rank;
+    int64_t dims[4];
+} shape;
+
+/* Pairs of operand shapes: equal, broadcast both ways, scalar, size 0. */
+static const shape PAIRS[][2] = {
+    {{2, {7, 13}}, {2, {7, 13}}},
+    {{3, {5, 1, 9}}, {2, {4, 1}}},
+    {{0, {0}}, {1, {33}}},
+    {{1, {1}}, {3, {2, 3, 1}}},
+    {{2, {0, 3}}, {1, {3}}},
+    {{1, {1000}}, {1, {1000}}},
+};
+#define NPAIRS (int)(sizeof PAIRS / sizeof PAIRS[0])
+
+static uint64_t seed = 1;
+
+/* Builds op(a[, b]) on placeholders of the given shapes and diffs it. */
+static void diff_op(const char *op, int n, const kiln_dtype *dts, const shape *shapes,
+                    const double *lo, const double *hi, kiln_attrs *attrs, bool symbolic)
+{
+    kiln_graph *g = kiln_graph_new();
+    kiln_value ph[3];
+    kiln_tensor *feeds[3];
+    for (int i = 0; i < n; i++) {
+        int64_t dims[4];
+        memcpy(dims, shapes[i].dims, sizeof dims);
+        if (symbolic && shapes[i].rank > 0) dims[0] = -1;
+        char name[8] = {(char)('a' + i), 0};
+        ph[i] = kiln_placeholder(g, name, dts[i], shapes[i].rank, dims);
+        feeds[i] = tu_random(dts[i], shapes[i].rank, shapes[i].dims, lo[i], hi[i], seed++);
+    }
+    kiln_value y = kiln_op(g, op, ph, n, attrs);
+    if (kiln_graph_error(g)) fail_msg("%s (%s): %s", op, kiln_dtype_name(dts[0]), kiln_graph_error(g));
+    kiln_dtype odt = kiln_value_dtype(g, y);
+    double rt = rtol_for(odt);
+    tu_diff(g, 1, &y, n, ph, feeds, rt, rt);
+    for (int i = 0; i < n; i++) kiln_tensor_free(feeds[i]);
+    kiln_graph_free(g);
+}
+
+static void diff_binary(const char *op, const kiln_dtype *dts, int ndt, double lo0, double hi0,
+                        double lo1, double hi1)
+{
+    for (int d = 0; d < ndt; d++) {
+        kiln_dtype two[2] = {dts[d], dts[d]};
+        double lo[2] = {lo0, lo1}, hi[2] = {hi0, hi1};
+        /* unsigned ints cannot hold negative test values */
+        if (dts[d] == KILN_U8) {
+            if (hi[0] <= 0 || hi[1] <= 0) continue;
+            if (lo[0] < 0) lo[0] = 0;
+            if (lo[1] < 0) lo[1] = 0;
+        }
+        for (int p = 0; p < NPAIRS; p++) {
+            diff_op(op, 2, two, PAIRS[p], lo, hi, NULL, false);
+            diff_op(op, 2, two, PAIRS[p], lo, hi, NULL, true);
+        }
+    }
+}
+
+static void test_arithmetic(void **state)
+{
+    (void)state;
+    static const char *ops[] = {"Add", "Sub", "Mul", "Maximum", "Minimum"};
+    for (int i = 0; i < 5; i++) {
+        diff_binary(ops[i], FLOATS, 4, -10, 10, -10, 10);
+        diff_binary(ops[i], INTS, 4, -100, 100, -100, 100);
+    }
+    diff_binary("Div", FLOATS, 4, -10, 10, 0.5, 4);
+    diff_binary("Div", INTS, 4, -100, 100, 1, 9);
+    diff_binary("Div", INTS, 4, -100, 100, -9, -1);
+    diff_binary("Pow", FLOATS, 4, 0.1, 3, -2, 2);
+    diff_binary("Pow", INTS, 4, -5, 5, 0, 5);
+}
+
+static void test_int_division_by_zero(void **state)
+{
+    (void)state;
+    kiln_graph *g = kiln_graph_new();
+    kiln_value a = kiln_placeholder(g, "a", KILN_I32, 1, (int64_t[]){3});
+    kiln_value b = kiln_placeholder(g, "b", KILN_I32, 1, (int64_t[]){3});
+    kiln_value y = kiln_div(g, a, b);
+    kiln_tensor *ta = tu_i32(1, (int64_t[]){3}, (int32_t[]){6, INT32_MIN, 5});
+    kiln_tensor *tb = tu_i32(1, (int64_t[]){3}, (int32_t[]){3, -1, 0});
+    kiln_tensor *r = NULL;
+    char msg[512];
+    int code = tu_run_backend(g, KILN_BACKEND_DEFAULT, 1, &y, &r, 2, (kiln_value[]){a, b},
+                              (kiln_tensor *[]){ta, tb}, msg, sizeof msg);
+    assert_int_equal(code, KILN_ERR_INVALID_ARGUMENT);
+    assert_null(r);
+    assert_non_null(strstr(msg, "Div"));
+    assert_non_null(strstr(msg, "division by zero"));
+    /* MIN / -1 wraps instead of trapping */
+    int32_t *bd = kiln_tensor_data(tb);
+    bd[2] = 1;
+    tu_diff(g, 1, &y, 2, (kiln_value[]){a, b}, (kiln_tensor *[]){ta, tb}, 0, 0);
+    kiln_tensor_free(ta);
+    kiln_tensor_free(tb);
+    kiln_graph_free(g);
+}
+
+static void diff_unary(const char *op, const kiln_dtype *dts, int ndt, double lo, double hi,
+                       kiln_attrs *attrs)
+{
+    static const shape SHAPES[] = {{2, {7, 13}}, {0, {0}}, {3, {2, 0, 3}}, {1, {4099}}};
+    for (int d = 0; d < ndt; d++)
+        for (int s = 0; s < 4; s++) {
+            double l = dts[d] == KILN_U8 && lo < 0 ? 0 : lo;
+            diff_op(op, 1, &dts[d], &SHAPES[s], &l, &hi, attrs, false);
+            diff_op(op, 1, &dts[d], &SHAPES[s], &l, &hi, attrs, true);
+        }
+}
+
+static void test_unary(void **state)
+{
+    (void)state;
+    static const char *float_ops[] = {"Exp", "Tanh", "Sigmoid", "Erf", "Softplus", "Reciprocal",
+                                      "Gelu", "LeakyRelu", "Elu"};
+    for (int i = 0; i < 9; i++) diff_unary(float_ops[i], FLOATS, 4, -8, 8, NULL);
+    diff_unary("Log", FLOATS, 4, 0.01, 100, NULL);
+    diff_unary("Sqrt", FLOATS, 4, 0, 100, NULL);
+    diff_unary("Rsqrt", FLOATS, 4, 0.01, 100, NULL);
+    static const kiln_dtype SIGNED[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16, KILN_I8, KILN_I32, KILN_I64};
+    diff_unary("Neg", SIGNED, 7, -100, 100, NULL);
+    diff_unary("Relu", SIGNED, 7, -100, 100, NULL);
+    diff_unary("Abs", FLOATS, 4, -100, 100, NULL);
+    diff_unary("Abs", INTS, 4, -100, 100, NULL);
+    diff_unary("Identity", FLOATS, 4, -100, 100, NULL);
+    diff_unary("Identity", INTS, 4, -100, 100, NULL);
+
+    kiln_attrs *a = kiln_attrs_new();
+    kiln_attrs_float(a, "alpha", 0.3);
+    diff_unary("LeakyRelu", FLOATS, 4, -8, 8, a);
+    diff_unary("Elu", FLOATS, 4, -8, 8, a);
+    kiln_attrs_free(a);
+    a = kiln_attrs_new();
+    kiln_attrs_string(a, "approximate", "tanh");
+    diff_unary("Gelu", FLOATS, 4, -8, 8, a);
+    kiln_attrs_free(a);
+    a = kiln_attrs_new();
+    kiln_attrs_float(a, "min", -2.5);
+    kiln_attrs_float(a, "max", 3.5);
+    diff_unary("Clip", FLOATS, 4, -8, 8, a);
+    diff_unary("Clip", INTS, 4, -8, 8, a);
+    kiln_attrs_free(a);
+    diff_unary("Clip", FLOATS, 4, -8, 8, NULL);
+}
+
+static void test_compare_logic(void **state)
+{
+    (void)state;
+    static const char *ops[] = {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"};
+    for (int i = 0; i < 5; i++) {
+        /* small integer ranges so that equal values occur */
+        diff_binary(ops[i], INTS, 4, -3, 3, -3, 3);
+        diff_binary(ops[i], FLOATS, 4, -2, 2, -2, 2);
+    }
+    static const kiln_dtype B[] = {KILN_BOOL};
+    diff_binary("Equal", B, 1, 0, 2, 0, 2);
+    diff_binary("And", B, 1, 0, 2, 0, 2);
+    diff_binary("Or", B, 1, 0, 2, 0, 2);
+    diff_binary("Xor", B, 1, 0, 2, 0, 2);
+    diff_unary("Not", B, 1, 0, 2, NULL);
+}
+
+static void test_where(void **state)
+{
+    (void)state;
+    static const kiln_dtype ALL[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16, KILN_I8, KILN_U8, KILN_I32, KILN_I64, KILN_BOOL};
+    const shape sh[3] = {{2, {4, 1}}, {1, {5}}, {2, {1, 5}}};
+    for (int d = 0; d < 9; d++) {
+        kiln_dtype dts[3] = {KILN_BOOL, ALL[d], ALL[d]};
+        double lo[3] = {0, 0, 0}, hi[3] = {2, 100, 100};
+        diff_op("Where", 3, dts, sh, lo, hi, NULL, false);
+        diff_op("Where", 3, dts, sh, lo, hi, NULL, true);
+    }
+}
+
+static void test_cast(void **state)
+{
+    (void)state;
+    static const kiln_dtype ALL[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16, KILN_I8, KILN_U8, KILN_I32, KILN_I64, KILN_BOOL};
+    const shape sh = {2, {3, 37}};
+    for (int from = 0; from < 9; from++)
+        for (int to = 0; to < 9; to++) {
+            kiln_attrs *a = kiln_attrs_new();
+            kiln_attrs_dtype(a, "to", ALL[to]);
+            double lo = ALL[from] == KILN_U8 || ALL[from] == KILN_BOOL ? 0 : -300;
+            double hi = ALL[from] == KILN_BOOL ? 2 : 300;
+            diff_op("Cast", 1, &ALL[from], &sh, &lo, &hi, a, false);
+            kiln_attrs_free(a);
+        }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        TU_TEST(test_arithmetic),
+        TU_TEST(test_int_division_by_zero),
+        TU_TEST(test_unary),
+        TU_TEST(test_compare_logic),
+        TU_TEST(test_where),
+        TU_TEST(test_cast),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
