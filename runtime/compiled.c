@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "rt_jit.h"
+#include "rt_pool.h"
 
 struct rt_compiled {
     rt_compiled *next;
@@ -43,6 +44,7 @@ int rt_compiled_init(kiln_session *s, kiln_status *status)
         pthread_mutex_destroy(&s->cache_lock);
         return status ? status->code : KILN_ERR_INTERNAL;
     }
+    s->pool = rt_pool_new(s->opts.threads); /* NULL (serial) if threads cannot start */
     return KILN_OK;
 }
 
@@ -54,6 +56,8 @@ void rt_compiled_free(kiln_session *s)
         compiled_free(c);
     }
     s->cache = NULL;
+    rt_pool_free(s->pool);
+    s->pool = NULL;
     rt_jit_free(s->jit);
     s->jit = NULL;
     pthread_mutex_destroy(&s->cache_lock);
@@ -188,7 +192,8 @@ int rt_compiled_run(kiln_session *s, const rt_run_request *r, kiln_status *statu
     if (p->writes_vars) pthread_rwlock_wrlock(&s->vars_lock);
     else pthread_rwlock_rdlock(&s->vars_lock);
     for (int k = 0; k < p->nvars; k++) vars[k] = s->vars[p->var_nodes[k]]->data;
-    int32_t code = p->entry(in, out, vars, arena, NULL);
+    cg_rt rt = {rt_pool_parallel_for, s->pool};
+    int32_t code = p->entry(in, out, vars, arena, s->pool ? &rt : NULL);
     pthread_rwlock_unlock(&s->vars_lock);
     if (code != 0) rc = cg_program_error(p, code, status);
     else ir_status_ok(status);

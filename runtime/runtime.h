@@ -20,6 +20,7 @@ struct kiln_session {
     atomic_uint_fast64_t runs;  /* run counter: seeds random ops per run */
     /* The compiled backend (NULL for the reference backend). */
     struct rt_jit *jit;
+    struct rt_pool *pool;       /* NULL: kernels run on the calling thread */
     pthread_mutex_t cache_lock; /* guards cache and the JIT */
     rt_compiled *cache;         /* one program per run signature */
 };

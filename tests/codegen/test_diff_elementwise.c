@@ -218,6 +218,18 @@ static void test_cast(void **state)
         }
 }
 
+/* Large enough to be split over the session's thread pool. */
+static void test_parallel(void **state)
+{
+    (void)state;
+    const shape big[2] = {{2, {3, 70001}}, {2, {3, 1}}};
+    kiln_dtype dts[2] = {KILN_F32, KILN_F32};
+    double lo[2] = {-5, -5}, hi[2] = {5, 5};
+    diff_op("Mul", 2, dts, big, lo, hi, NULL, false);
+    const shape big1 = {2, {257, 1031}};
+    diff_op("Tanh", 1, dts, &big1, lo, hi, NULL, true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +239,7 @@ int main(void)
         TU_TEST(test_compare_logic),
         TU_TEST(test_where),
         TU_TEST(test_cast),
+        TU_TEST(test_parallel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
