@@ -40,9 +40,32 @@ typedef struct cg_rt {
 
 typedef int32_t (*cg_entry_fn)(void *const *inputs, void *const *outputs,
                                void *const *variables, void *arena, const cg_rt *rt);
+_Static_assert(sizeof(int64_t) * 8 == sizeof(int64_t[KILN_MAX_RANK]), "descriptions hold 8 dims");
 
 /* Error codes returned by entry: (kernel index + 1) << 8 | reason. */
 enum { CG_ERR_DIV_ZERO = 1, CG_ERR_INDEX = 2, CG_ERR_EMPTY = 3 };
+
+/* The description table a compiled library exports (kiln_model_describe);
+ * the generated header declares the same layout as kiln_model_desc. */
+typedef struct {
+    const char *name;
+    int dtype;
+    const char *dtype_name;
+    int rank;
+    int64_t dims[8];
+    size_t size, bytes;
+} cg_tensor_desc;
+
+typedef struct {
+    int abi_version;
+    const char *name;
+    int ninputs, noutputs, nvariables;
+    const cg_tensor_desc *inputs, *outputs, *variables;
+    void *const *variable_data;
+    size_t arena_bytes, alignment;
+    cg_entry_fn entry;
+    const char *(*error)(int code);
+} cg_model_desc;
 
 /* ---- Compiling -------------------------------------------------------------- */
 
@@ -51,7 +74,9 @@ typedef struct {
     const char *cpu;   /* NULL or "native": the host; else an LLVM CPU name */
     const char *features; /* NULL: the host's when cpu is native, else none */
     const char *entry_name; /* symbol of the entry function */
-    int pic;           /* position-independent code (for shared objects) */
+    /* Ahead-of-time: give the entry hidden visibility, and put each
+     * variable's initial value in a writable global "<entry>_var_<k>". */
+    int aot;
 } cg_options;
 
 /* The signature a program is compiled for. */

@@ -297,6 +297,22 @@ static int emit_kernel(cg_ctx *c, const cg_spec *s, const cg_plan *p, int kidx, 
     return KILN_OK;
 }
 
+/* Ahead-of-time programs carry their variables' initial values. */
+static void emit_variable_globals(cg_ctx *c, const cg_spec *s, const char *entry_name)
+{
+    for (int i = 0; i < s->g->nnodes; i++) {
+        if (s->var_slot[i] < 0) continue;
+        const kiln_tensor *t = ir_node_tensor(&s->g->nodes[i], "value");
+        char name[300];
+        snprintf(name, sizeof name, "%s_var_%d", entry_name, s->var_slot[i]);
+        LLVMValueRef init = LLVMConstStringInContext(c->ctx, t->data, (unsigned)kiln_tensor_nbytes(t), 1);
+        LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(init), name);
+        LLVMSetInitializer(gv, init);
+        LLVMSetAlignment(gv, CG_ALIGN);
+        LLVMSetVisibility(gv, LLVMHiddenVisibility);
+    }
+}
+
 static int emit_module(cg_ctx *c, const cg_spec *s, const cg_plan *p, const char *entry_name)
 {
     const kiln_graph *g = s->g;
@@ -446,12 +462,14 @@ static int build_module(cg_ctx *c, const kiln_graph *g, const cg_signature *sig,
     c->g = spec->g;
     if ((rc = cg_link_kernel_library(c))) return rc;
     if ((rc = emit_module(c, spec, plan, o->entry_name))) return rc;
+    if (o->aot) emit_variable_globals(c, spec, o->entry_name);
     /* Everything but the entry is internal, so unused library code goes. */
     for (LLVMValueRef f = LLVMGetFirstFunction(c->mod); f; f = LLVMGetNextFunction(f)) {
         if (LLVMIsDeclaration(f)) continue;
         size_t len;
         const char *nm = LLVMGetValueName2(f, &len);
         if (strcmp(nm, o->entry_name) != 0) LLVMSetLinkage(f, LLVMInternalLinkage);
+        else if (o->aot) LLVMSetVisibility(f, LLVMHiddenVisibility);
     }
     char *msg = NULL;
     if (LLVMVerifyModule(c->mod, LLVMReturnStatusAction, &msg)) {

@@ -397,6 +397,41 @@ KILN_API void kiln_session_run(kiln_session *s, const kiln_value *inputs,
  * status set when v is not a variable of the session's graph. */
 KILN_API kiln_tensor *kiln_session_variable(kiln_session *s, kiln_value v, kiln_status *status);
 
+/* An input or output of the session by name: for a session on a graph, output
+ * 0 of the node with that name; for a loaded library, the input or output of
+ * that name. An invalid value when there is none. */
+KILN_API kiln_value kiln_session_find(const kiln_session *s, const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Ahead-of-time compilation                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    int opt_level;        /* 0..3, default 2 */
+    const char *cpu;      /* LLVM CPU name; NULL = "x86-64-v3"; "native" = this machine */
+    const char *name;     /* C prefix of the generated symbols; NULL = "model" */
+    const char *header;   /* also write the C header here (NULL: none) */
+    int64_t symbolic_dim; /* value for every symbolic input dim; 0 = such dims are an error */
+} kiln_compile_options;
+
+KILN_API void kiln_compile_options_init(kiln_compile_options *o);
+
+/* Compiles the graph, with the given inputs fed and outputs fetched, into
+ * `path`: a shared object (.so), an object file (.o) or a static archive (.a),
+ * chosen by the extension. The result embeds the constants and the variables'
+ * initial values, exports `<name>_run`, `<name>_describe` and `<name>_error`
+ * (declared by the header, see docs/aot.md) and depends only on libc, libm
+ * and libpthread. Uses the system C compiler (`cc`, or $CC) to link. */
+KILN_API void kiln_compile_library(kiln_graph *g, const kiln_value *inputs, int ninputs,
+                                   const kiln_value *outputs, int noutputs, const char *path,
+                                   const kiln_compile_options *opts, kiln_status *status);
+
+/* Opens a session on a shared object made by kiln_compile_library. It runs
+ * with the same API: feed every input, fetch any of the outputs (find them
+ * with kiln_session_find). The library's ABI version must match this kiln's;
+ * otherwise NULL with a message saying both versions. */
+KILN_API kiln_session *kiln_session_load(const char *library_path, kiln_status *status);
+
 /* Frees the session and its variables. Accepts NULL. No run may be in
  * progress. */
 KILN_API void kiln_session_free(kiln_session *s);

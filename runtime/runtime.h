@@ -23,6 +23,13 @@ struct kiln_session {
     struct rt_pool *pool;       /* NULL: kernels run on the calling thread */
     pthread_mutex_t cache_lock; /* guards cache and the JIT */
     rt_compiled *cache;         /* one program per run signature */
+    /* A session on a compiled library (kiln_session_load). */
+    void *dl;                   /* dlopen handle */
+    const struct rt_model_desc *desc;
+    kiln_graph *own_graph;      /* inputs and outputs as named placeholders */
+    pthread_mutex_t arena_lock;
+    void **arenas;
+    int narenas, cap_arenas;
 };
 
 /* One run request, as given to kiln_session_run. */
@@ -50,5 +57,9 @@ int rt_check_feed(const kiln_graph *g, kiln_value v, const kiln_tensor *t, kiln_
 int rt_compiled_init(kiln_session *s, kiln_status *status);
 void rt_compiled_free(kiln_session *s);
 int rt_compiled_run(kiln_session *s, const rt_run_request *req, kiln_status *status);
+
+/* Sessions on compiled libraries (library.c). */
+void rt_library_free(kiln_session *s);
+int rt_library_run(kiln_session *s, const rt_run_request *req, kiln_status *status);
 
 #endif

@@ -89,7 +89,8 @@ void kiln_session_free(kiln_session *s)
 {
     if (!s) return;
     rt_compiled_free(s);
-    for (int i = 0; i < s->nnodes; i++) kiln_tensor_free(s->vars[i]);
+    rt_library_free(s);
+    for (int i = 0; s->vars && i < s->nnodes; i++) kiln_tensor_free(s->vars[i]);
     ir_free(s->vars);
     pthread_rwlock_destroy(&s->vars_lock);
     ir_free(s);
@@ -153,13 +154,14 @@ void kiln_session_run(kiln_session *s, const kiln_value *inputs, kiln_tensor *co
 
     rt_run_request req = {inputs, input_values, ninputs, outputs, output_values, noutputs,
                           targets, ntargets};
-    if (s->jit) rt_compiled_run(s, &req, status);
+    if (s->dl) rt_library_run(s, &req, status);
+    else if (s->jit) rt_compiled_run(s, &req, status);
     else rt_ref_run(s, &req, status);
 }
 
 kiln_tensor *kiln_session_variable(kiln_session *s, kiln_value v, kiln_status *status)
 {
-    if (!s || v.node < 0 || v.node >= s->nnodes || !s->vars[v.node]) {
+    if (!s || s->dl || v.node < 0 || v.node >= s->nnodes || !s->vars[v.node]) {
         ir_set_status(status, KILN_ERR_INVALID_ARGUMENT,
                       "kiln_session_variable: the value is not a variable of the session");
         return NULL;
@@ -170,4 +172,11 @@ kiln_tensor *kiln_session_variable(kiln_session *s, kiln_value v, kiln_status *s
     if (!t) ir_set_status(status, KILN_ERR_OUT_OF_MEMORY, "kiln_session_variable: out of memory");
     else ir_status_ok(status);
     return t;
+}
+
+kiln_value kiln_session_find(const kiln_session *s, const char *name)
+{
+    if (!s || !name) return kiln_value_invalid();
+    kiln_value v = kiln_graph_find(s->graph, name);
+    return kiln_value_ok(v) && v.node < s->nnodes ? v : kiln_value_invalid();
 }
