@@ -402,6 +402,18 @@ KILN_API kiln_tensor *kiln_session_variable(kiln_session *s, kiln_value v, kiln_
  * that name. An invalid value when there is none. */
 KILN_API kiln_value kiln_session_find(const kiln_session *s, const char *name);
 
+/* The session's inputs and outputs: for a session on a graph, the graph's
+ * placeholders and declared outputs (kiln_graph_inputs/_outputs); for a
+ * loaded library, its inputs and outputs. Copies up to max values into out
+ * and returns how many there are. */
+KILN_API int kiln_session_inputs(const kiln_session *s, kiln_value *out, int max);
+KILN_API int kiln_session_outputs(const kiln_session *s, kiln_value *out, int max);
+/* The graph the session's values belong to (for a loaded library, a small
+ * graph whose placeholders stand for its inputs and outputs), for
+ * kiln_value_node_name, kiln_value_dtype, ... Owned by the session or the
+ * caller as given to kiln_session_new. */
+KILN_API const kiln_graph *kiln_session_graph(const kiln_session *s);
+
 /* ------------------------------------------------------------------------ */
 /* Ahead-of-time compilation                                                 */
 /* ------------------------------------------------------------------------ */

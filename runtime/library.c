@@ -250,3 +250,11 @@ done:
     ir_free(ptrs);
     return rc;
 }
+
+int rt_library_io(const kiln_session *s, bool inputs, kiln_value *out, int max)
+{
+    const cg_model_desc *d = desc_of(s);
+    int n = inputs ? d->ninputs : d->noutputs, first = inputs ? 0 : d->ninputs;
+    for (int i = 0; i < n && i < max; i++) out[i] = (kiln_value){first + i, 0};
+    return n;
+}

@@ -61,5 +61,7 @@ int rt_compiled_run(kiln_session *s, const rt_run_request *req, kiln_status *sta
 /* Sessions on compiled libraries (library.c). */
 void rt_library_free(kiln_session *s);
 int rt_library_run(kiln_session *s, const rt_run_request *req, kiln_status *status);
+/* A library's inputs (or outputs) as values of the session's graph. */
+int rt_library_io(const kiln_session *s, bool inputs, kiln_value *out, int max);
 
 #endif

@@ -180,3 +180,25 @@ kiln_value kiln_session_find(const kiln_session *s, const char *name)
     kiln_value v = kiln_graph_find(s->graph, name);
     return kiln_value_ok(v) && v.node < s->nnodes ? v : kiln_value_invalid();
 }
+
+const kiln_graph *kiln_session_graph(const kiln_session *s) { return s ? s->graph : NULL; }
+
+int kiln_session_inputs(const kiln_session *s, kiln_value *out, int max)
+{
+    if (!s) return 0;
+    if (s->dl) return rt_library_io(s, true, out, max);
+    int n = 0;
+    for (int i = 0; i < s->nnodes; i++) {
+        if (s->graph->nodes[i].op != IR_OP_Placeholder) continue;
+        if (n < max) out[n] = (kiln_value){i, 0};
+        n++;
+    }
+    return n;
+}
+
+int kiln_session_outputs(const kiln_session *s, kiln_value *out, int max)
+{
+    if (!s) return 0;
+    if (s->dl) return rt_library_io(s, false, out, max);
+    return kiln_graph_outputs(s->graph, out, max);
+}
