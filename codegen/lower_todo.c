@@ -9,8 +9,6 @@
 TODO(Placeholder)
 TODO(Constant)
 TODO(Variable)
-TODO(MatMul)
-TODO(Gemm)
 TODO(Transpose)
 TODO(Reshape)
 TODO(Flatten)

@@ -9,7 +9,12 @@
 
 #include <stdint.h>
 
+#include <stdbool.h>
+
 enum { KK_ERR_DIV_ZERO = 1, KK_ERR_INDEX = 2, KK_ERR_EMPTY = 3 };
+
+/* Dtype codes, the values of kiln_dtype. */
+enum { KK_F32 = 1, KK_F64, KK_F16, KK_BF16, KK_I8, KK_U8, KK_I32, KK_I64, KK_BOOL };
 
 int64_t kk_ipow(int64_t a, int64_t b, int32_t *err);
 
