@@ -156,5 +156,5 @@ const ir_opdef ir_opdef_Cast = {
     .name = "Cast", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = cast_attrs, .nattrs = 1, .flags = IR_OPF_ELEMENTWISE,
     .infer = infer_cast, .kernel = kernel_cast,
-    .doc = "Converts to dtype 'to' (float to int truncates toward zero, saturating).",
+    .doc = "Converts to dtype 'to' (float to int truncates toward zero, saturating to int64 (NaN: 0), then wraps to the width).",
 };

@@ -177,7 +177,9 @@ static double gelu_f(double x, const ir_node *n)
         double c = sqrt(2.0 / M_PI);
         return 0.5 * x * (1.0 + tanh(c * (x + 0.044715 * x * x * x)));
     }
-    return 0.5 * x * (1.0 + erf(x / M_SQRT2));
+    /* 0.5 x (1 + erf(x / sqrt 2)) written with erfc: no cancellation for
+     * negative x. */
+    return 0.5 * x * erfc(-x / M_SQRT2);
 }
 static double erf_f(double x, const ir_node *n) { (void)n; return erf(x); }
 static double softplus_f(double x, const ir_node *n)
@@ -194,10 +196,28 @@ static double clip_f(double x, const ir_node *n)
 static int64_t clip_i(int64_t x, const ir_node *n)
 {
     double lo = ir_node_float(n, "min"), hi = ir_node_float(n, "max");
-    /* Bounds round inward to integers; infinite bounds do not clip. */
-    if ((double)x < lo) return (int64_t)ceil(lo);
-    if ((double)x > hi) return (int64_t)floor(hi);
-    return x;
+    /* Bounds round inward to integers (saturating to int64, so a huge bound
+     * never overflows the conversion); infinite bounds do not clip. */
+    int64_t loi = lo <= -9.2233720368547758e18 ? INT64_MIN : lo >= 9.2233720368547758e18 ? INT64_MAX : (int64_t)ceil(lo);
+    int64_t hii = hi >= 9.2233720368547758e18 ? INT64_MAX : hi <= -9.2233720368547758e18 ? INT64_MIN : (int64_t)floor(hi);
+    return x < loi ? loi : x > hii ? hii : x;
+}
+
+static int infer_gelu(ir_infer_ctx *cx)
+{
+    const char *approx = ir_node_string(cx->node, "approximate");
+    if (!approx || (strcmp(approx, "none") != 0 && strcmp(approx, "tanh") != 0))
+        return ir_infer_error(cx, "approximate must be \"none\" or \"tanh\", got \"%s\"",
+                              approx ? approx : "(null)");
+    return infer_unary_float(cx);
+}
+
+static int infer_clip(ir_infer_ctx *cx)
+{
+    double lo = ir_node_float(cx->node, "min"), hi = ir_node_float(cx->node, "max");
+    if (lo != lo || hi != hi || lo > hi)
+        return ir_infer_error(cx, "min must be <= max (and neither NaN), got min=%g max=%g", lo, hi);
+    return infer_unary_numeric(cx);
 }
 
 #define UNARY_OP(NAME, INFER, F, I, ATTRS, NATTRS, DOC)                                      \
@@ -226,11 +246,11 @@ UNARY_OP(Sigmoid, infer_unary_float, sigmoid_f, NULL, NULL, 0, "1 / (1 + e ** -x
 UNARY_OP(Relu, infer_unary_signed, relu_f, relu_i, NULL, 0, "max(x, 0).")
 UNARY_OP(LeakyRelu, infer_unary_float, leaky_f, NULL, leaky_attrs, 1, "x if x >= 0 else alpha * x.")
 UNARY_OP(Elu, infer_unary_float, elu_f, NULL, elu_attrs, 1, "x if x >= 0 else alpha * (e ** x - 1).")
-UNARY_OP(Gelu, infer_unary_float, gelu_f, NULL, gelu_attrs, 1,
+UNARY_OP(Gelu, infer_gelu, gelu_f, NULL, gelu_attrs, 1,
          "x * Phi(x); approximate = \"tanh\" for the tanh form.")
 UNARY_OP(Erf, infer_unary_float, erf_f, NULL, NULL, 0, "The error function.")
 UNARY_OP(Softplus, infer_unary_float, softplus_f, NULL, NULL, 0, "log(1 + e ** x), computed stably.")
-UNARY_OP(Clip, infer_unary_numeric, clip_f, clip_i, clip_attrs, 2, "min(max(x, min), max).")
+UNARY_OP(Clip, infer_clip, clip_f, clip_i, clip_attrs, 2, "min(max(x, min), max).")
 
 /* ---- comparisons and logic ---- */
 
