@@ -243,22 +243,11 @@ const ir_opdef ir_opdef_Flatten = {
 
 static const ir_attrdef squeeze_attrs[] = {IR_ATTR_OPT("axes", IR_ATTR_INTS)};
 
-/* Which input dims were symbolic in the graph (the types the node was built
- * with, not the concrete ones it sees at run time). */
-static void built_symbolic(const ir_infer_ctx *cx, bool *sym)
-{
-    const ir_type *x = &cx->in[0], *b = x;
-    if (cx->graph && cx->node->inputs && cx->node->ninputs > 0 &&
-        ir_value_valid(cx->graph, cx->node->inputs[0])) {
-        const ir_type *t = ir_value_type(cx->graph, cx->node->inputs[0]);
-        if (t->rank == x->rank) b = t;
-    }
-    for (int d = 0; d < x->rank; d++) sym[d] = b->dims[d] < 0;
-}
-
-/* With no axes (unset or empty) every dim known to be 1 goes; a dim that
- * is symbolic in the graph stays, even when it is 1 at run time, so that
- * the output rank does not depend on the fed shapes. */
+/* With no axes (unset or empty) every dim of size 1 goes. That needs every
+ * dim known: whether a symbolic dim would be dropped depends on the fed
+ * shape, so the output rank would too, and a compiled program (which sees
+ * concrete shapes) and the graph would disagree. Such a Squeeze must name
+ * its axes. */
 static int infer_squeeze(ir_infer_ctx *cx)
 {
     const ir_type *x = &cx->in[0];
@@ -277,9 +266,11 @@ static int infer_squeeze(ir_infer_ctx *cx)
         drop[a] = true;
     }
     if (n == 0) {
-        bool sym[IR_MAX_RANK];
-        built_symbolic(cx, sym);
-        for (int d = 0; d < x->rank; d++) drop[d] = x->dims[d] == 1 && !sym[d];
+        for (int d = 0; d < x->rank; d++)
+            if (x->dims[d] < 0)
+                return ir_infer_error(cx, "without axes, every dim must be known, but dim %d is "
+                                          "symbolic: list the axes to squeeze", d);
+        for (int d = 0; d < x->rank; d++) drop[d] = x->dims[d] == 1;
     }
     ir_type *y = &cx->out[0];
     y->dtype = x->dtype;
@@ -293,7 +284,7 @@ const ir_opdef ir_opdef_Squeeze = {
     .name = "Squeeze", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = squeeze_attrs, .nattrs = 1,
     .infer = infer_squeeze, .kernel = kernel_copy,
-    .doc = "Removes size-1 dims: those in axes, or (axes unset or empty) every non-symbolic dim of 1.",
+    .doc = "Removes size-1 dims: those in axes, or (axes unset or empty, all dims known) every dim of 1.",
 };
 
 /* ---- Unsqueeze ---- */
