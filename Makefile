@@ -5,17 +5,21 @@ OPT     ?= -O2
 SAN     ?=
 WARN    := -Wall -Wextra -Werror -Wshadow -Wundef -Wmissing-prototypes -Wstrict-prototypes \
            -Wno-unused-parameter
-CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -fPIC -Iinclude -Iir $(SAN) $(EXTRA_CFLAGS)
+CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -fPIC -Iinclude -Iir -I$(BUILD)/gen $(SAN) $(EXTRA_CFLAGS)
 LLVM_CONFIG ?= /usr/lib/llvm-19/bin/llvm-config
 CLANG_BC    ?= /usr/lib/llvm-19/bin/clang
 LLVM_LINK   ?= /usr/lib/llvm-19/bin/llvm-link
 LLVM_CFLAGS := $(shell $(LLVM_CONFIG) --cflags 2>/dev/null)
 LLVM_LIBS   := $(shell $(LLVM_CONFIG) --ldflags --libs 2>/dev/null)
-LDLIBS  := $(LLVM_LIBS) -lm -lpthread -ldl
+LDLIBS  := $(LLVM_LIBS) -lprotobuf-c -lm -lpthread -ldl
 TEST_LDLIBS := -lcmocka $(LDLIBS)
 
 LIB_SRC := $(wildcard ir/*.c ir/ops/*.c frontend/*.c passes/*.c codegen/*.c runtime/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+# protobuf-c code generated at build time into $(BUILD)/gen (never committed).
+PROTO_SRC := frontend/kiln_format.proto
+PROTO_C   := $(PROTO_SRC:%.proto=$(BUILD)/gen/%.pb-c.c)
+PROTO_H   := $(PROTO_C:.c=.h)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(PROTO_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 LIB     := $(BUILD)/libkiln.a
 
 # The kernel library: C compiled to LLVM bitcode, embedded in codegen/kernels.c.
@@ -56,6 +60,19 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h ir/*.h runtime/*.h frontend/*.h) ir/ops/ops.def
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: %.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# Keep the generated sources (make would delete them as intermediates).
+.SECONDARY: $(PROTO_C) $(PROTO_H)
+# Objects that include a generated header.
+$(BUILD)/obj/frontend/kiln_format.o $(BUILD)/obj/tests/frontend/test_kiln_format.o: $(PROTO_H)
 
 $(BUILD)/obj/codegen/%.o: codegen/%.c $(wildcard include/*.h ir/*.h codegen/*.h) ir/ops/ops.def
 	@mkdir -p $(dir $@)

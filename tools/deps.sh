@@ -2,7 +2,7 @@
 # Installs the system packages kiln's build, tests and examples need, each
 # only when it is missing (Debian: apt-get; nothing is fetched otherwise).
 set -e
-PKGS="build-essential libcmocka-dev python3-numpy valgrind llvm-19-dev clang-19"
+PKGS="build-essential libcmocka-dev python3-numpy valgrind llvm-19-dev clang-19 protobuf-c-compiler libprotobuf-c-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
