@@ -34,7 +34,7 @@ TEST_UTIL_OBJ := $(TEST_UTIL:%.c=$(BUILD)/obj/%.o)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all deps lib test tests demo examples check-asan check-tsan check-valgrind clean help expected format docs
+.PHONY: all deps lib test tests demo examples check-asan check-tsan check-valgrind fuzz-graphs clean help expected format docs
 all: lib tests examples $(BUILD)/tools/opdoc
 
 help:
@@ -45,6 +45,7 @@ help:
 	@echo "make check-tsan      the session tests (concurrent runs) under ThreadSanitizer"
 	@echo "make check-valgrind the test suite under valgrind --leak-check=full"
 	@echo "make docs           regenerate docs/ops.md from the op registry"
+	@echo "make fuzz-graphs     compiled vs reference on SEEDS=N random graphs"
 	@echo "make expected       regenerate the numpy-computed expected arrays of the op tests"
 	@echo "make CC=clang ...   build with clang"
 
@@ -142,6 +143,11 @@ check-valgrind: deps
 	@$(MAKE) --no-print-directory tests
 	@RUNNER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
 	  tools/run_tests.sh $(BUILD)/tests
+
+# More random graphs than make test runs: make fuzz-graphs SEEDS=1000
+SEEDS ?= 500
+fuzz-graphs: $(BUILD)/tests/codegen/test_random_graphs
+	KILN_GRAPH_SEEDS=$(SEEDS) $(BUILD)/tests/codegen/test_random_graphs
 
 expected:
 	@for s in tests/ops/gen_*.py; do echo "/usr/bin/python3 $$s"; /usr/bin/python3 $$s || exit 1; done
