@@ -126,7 +126,11 @@ test: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/examples/mlp
-	$(BUILD)/examples/mlp
+	@mkdir -p $(BUILD)/demo
+	$(BUILD)/examples/mlp $(BUILD)/demo
+	$(CC) -std=c11 -O2 examples/aot/xor_main.c -I$(BUILD)/demo -L$(BUILD)/demo -lxor \
+	  -Wl,-rpath,'$$ORIGIN' -lm -lpthread -o $(BUILD)/demo/xor_main
+	$(BUILD)/demo/xor_main
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \

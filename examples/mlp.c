@@ -1,5 +1,8 @@
-/* mlp.c -- the demo: a two-layer network built with kiln's C API and run in
- * a session. Its weights are set by hand so that it computes XOR:
+/* mlp.c -- the demo: a two-layer network built with kiln's C API, run in a
+ * session (compiled to native code on the fly), then compiled ahead of time
+ * into a shared object with a C header, which examples/aot/xor_main.c uses
+ * with no other kiln file. Its weights are set by hand so that it computes
+ * XOR:
  *
  *   h = relu(x W1 + b1),  W1 = [[1, 1], [1, 1]], b1 = [0, -1]
  *   y = h W2 + b2,        W2 = [[1], [-2]],     b2 = [0]
@@ -9,8 +12,10 @@
 
 #include "kiln.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* Where to put the compiled library and header (make demo passes one). */
+    const char *outdir = argc > 1 ? argv[1] : NULL;
     int rc = 1;
     kiln_graph *g = kiln_graph_new();
     kiln_status *st = kiln_status_new();
@@ -57,6 +62,25 @@ int main(void)
     for (int i = 0; i < 4; i++)
         if (yv[i] != (float)(((int)xv[2 * i]) ^ ((int)xv[2 * i + 1]))) rc = 1;
     printf(rc ? "MISMATCH\n" : "ok: the network computes xor\n");
+
+    if (!rc && outdir) {
+        /* Ahead of time: batch 4, the library libxor.so and its header xor.h. */
+        char so[512], header[512];
+        snprintf(so, sizeof so, "%s/libxor.so", outdir);
+        snprintf(header, sizeof header, "%s/xor.h", outdir);
+        kiln_compile_options o;
+        kiln_compile_options_init(&o);
+        o.name = "xor";
+        o.header = header;
+        o.symbolic_dim = 4;
+        kiln_compile_library(g, &in, 1, &out, 1, so, &o, st);
+        if (kiln_status_code(st) != KILN_OK) {
+            fprintf(stderr, "compile: %s\n", kiln_status_message(st));
+            rc = 1;
+        } else {
+            printf("compiled %s and %s\n", so, header);
+        }
+    }
 
 done:
     kiln_tensor_free(y);
