@@ -35,7 +35,7 @@ EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all deps lib test tests demo examples check-asan check-tsan check-valgrind fuzz-graphs clean help expected format docs
-all: lib tests examples $(BUILD)/tools/opdoc
+all: lib tests examples $(BUILD)/tools/opdoc $(BUILD)/tools/kiln
 
 help:
 	@echo "make deps           install the system packages the build and tests need"
@@ -97,7 +97,7 @@ $(KERNEL_BC): $(KERNEL_SRC:codegen/kernels/%.c=$(BUILD)/kernels/%.bc)
 
 $(BUILD)/obj/tests/%.o: tests/%.c $(wildcard tests/common/*.h tests/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -c $< -o $@
+	$(CC) $(CFLAGS) -Itests -DKILN_BUILD_DIR='"$(abspath $(BUILD))"' -c $< -o $@
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
@@ -107,9 +107,9 @@ $(BUILD)/examples/%: examples/%.c $(LIB) include/kiln.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-$(BUILD)/tools/%: tools/%.c $(LIB)
+$(BUILD)/tools/%: tools/%.c $(LIB) $(wildcard codegen/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(LLVM_CFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 docs: $(BUILD)/tools/opdoc
 	$(BUILD)/tools/opdoc > docs/ops.md
@@ -118,7 +118,7 @@ tests: $(TEST_BIN)
 examples: $(EXAMPLE_BIN)
 
 test: deps
-	@$(MAKE) --no-print-directory tests $(BUILD)/tools/opdoc
+	@$(MAKE) --no-print-directory tests $(BUILD)/tools/opdoc $(BUILD)/tools/kiln
 	@tools/check_docs.sh $(BUILD)/tools/opdoc
 	@$(MAKE) --no-print-directory examples
 	@for e in $(EXAMPLE_BIN); do $$e > /dev/null && echo "PASS example $$e" || { echo "FAIL example $$e"; exit 1; }; done
@@ -134,7 +134,7 @@ demo: deps
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
-	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" tests
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" tests build-asan/tools/kiln
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  tools/run_tests.sh build-asan/tests
 
@@ -144,7 +144,7 @@ check-tsan: deps
 	@TSAN_OPTIONS=halt_on_error=1 tools/run_tests.sh build-tsan/tests/runtime
 
 check-valgrind: deps
-	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory tests $(BUILD)/tools/kiln
 	@RUNNER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
 	  tools/run_tests.sh $(BUILD)/tests
 
