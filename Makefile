@@ -14,7 +14,7 @@ LLVM_LIBS   := $(shell $(LLVM_CONFIG) --ldflags --libs 2>/dev/null)
 LDLIBS  := $(LLVM_LIBS) -lprotobuf-c -lm -lpthread -ldl
 TEST_LDLIBS := -lcmocka $(LDLIBS)
 
-LIB_SRC := $(wildcard ir/*.c ir/ops/*.c frontend/*.c passes/*.c codegen/*.c runtime/*.c)
+LIB_SRC := $(filter-out $(EXCLUDE),$(wildcard ir/*.c ir/ops/*.c frontend/*.c passes/*.c codegen/*.c runtime/*.c))
 # protobuf-c code generated at build time into $(BUILD)/gen (never committed).
 PROTO_SRC := frontend/kiln_format.proto
 PROTO_C   := $(PROTO_SRC:%.proto=$(BUILD)/gen/%.pb-c.c)
@@ -70,6 +70,8 @@ $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# Keep intermediate objects (test objects would otherwise be deleted and rebuilt).
+.SECONDARY:
 # Keep the generated sources (make would delete them as intermediates).
 .SECONDARY: $(PROTO_C) $(PROTO_H)
 # Objects that include a generated header.

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../ir/ir.h"
 
@@ -77,6 +78,12 @@ typedef struct {
     /* Ahead-of-time: give the entry hidden visibility, and put each
      * variable's initial value in a writable global "<entry>_var_<k>". */
     int aot;
+    /* Graph passes (passes/): a comma-separated pipeline; NULL = the default
+     * pipeline when opt_level >= 1, none at 0; "" = none. */
+    const char *pipeline;
+    const char *print_after; /* print the graph after this pass ("all") */
+    int time_passes;         /* print pass times */
+    FILE *print_to;          /* where to print (NULL: stderr) */
 } cg_options;
 
 /* The signature a program is compiled for. */

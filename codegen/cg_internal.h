@@ -23,11 +23,15 @@ typedef struct {
     int *targets;           /* per target: its node in g */
     int nvars;
     int *var_src;           /* per variable slot: its node in the source graph */
+    int *var_node;          /* per variable slot: its node in g */
     int *var_slot;          /* per node of g: its variable slot, or -1 */
 } cg_spec;
 
 int cg_specialize(const kiln_graph *src, const cg_signature *sig, cg_spec *out,
                   kiln_status *status);
+/* Runs the graph passes the options ask for over s->g and follows the
+ * renumbering of its inputs, outputs, targets and variables. */
+int cg_optimize(cg_spec *s, const cg_options *o, kiln_status *status);
 void cg_spec_free(cg_spec *s);
 
 /* ---- Memory plan (plan.c) --------------------------------------------------- */

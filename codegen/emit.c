@@ -447,6 +447,7 @@ static int build_module(cg_ctx *c, const kiln_graph *g, const cg_signature *sig,
 {
     int rc;
     if ((rc = cg_specialize(g, sig, spec, status))) return rc;
+    if ((rc = cg_optimize(spec, o, status))) return rc;
     if ((rc = cg_plan_memory(spec, plan, status))) return rc;
     ctx_init(c, status);
     *tm = make_target_machine(o, status);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../passes/passes.h"
 #include "cg_internal.h"
 
 void cg_spec_free(cg_spec *s)
@@ -14,6 +15,7 @@ void cg_spec_free(cg_spec *s)
     ir_free(s->outputs);
     ir_free(s->targets);
     ir_free(s->var_src);
+    ir_free(s->var_node);
     ir_free(s->var_slot);
     memset(s, 0, sizeof *s);
 }
@@ -113,9 +115,13 @@ int cg_specialize(const kiln_graph *src, const cg_signature *sig, cg_spec *s, ki
     for (int i = 0; i < sig->ntargets; i++) s->targets[i] = map_base[sig->targets[i].node];
 
     s->var_slot = ir_malloc(sizeof(int) * ((size_t)s->g->nnodes + 1));
-    if (!s->var_slot) goto oom;
+    s->var_node = ir_malloc(sizeof(int) * ((size_t)s->nvars + 1));
+    if (!s->var_slot || !s->var_node) goto oom;
     for (int i = 0; i < s->g->nnodes; i++) s->var_slot[i] = -1;
-    for (int k = 0; k < s->nvars; k++) s->var_slot[map_base[s->var_src[k]]] = k;
+    for (int k = 0; k < s->nvars; k++) {
+        s->var_node[k] = map_base[s->var_src[k]];
+        s->var_slot[s->var_node[k]] = k;
+    }
     for (int i = 0; i < s->g->nnodes; i++)
         for (int k = 0; k < s->g->nodes[i].noutputs; k++)
             if (!ir_type_is_static(&s->g->nodes[i].outputs[k])) {
@@ -139,5 +145,46 @@ done:
     ir_free(stack);
     ir_free(map_base);
     ir_free(fed_node);
+    return rc;
+}
+
+int cg_optimize(cg_spec *s, const cg_options *o, kiln_status *status)
+{
+    const char *pipeline = o->pipeline ? o->pipeline : o->opt_level >= 1 ? pass_default_pipeline() : "";
+    if (!*pipeline) return KILN_OK;
+    kiln_graph *g = s->g;
+    /* The fetched values and the targets are what the passes must keep. */
+    int nroots = s->noutputs + s->ntargets;
+    kiln_value *roots = ir_malloc(sizeof(kiln_value) * ((size_t)nroots + 1));
+    if (!roots) return ir_set_status(status, KILN_ERR_OUT_OF_MEMORY, "compile: out of memory");
+    for (int i = 0; i < s->noutputs; i++) roots[i] = s->outputs[i];
+    for (int i = 0; i < s->ntargets; i++) roots[s->noutputs + i] = (kiln_value){s->targets[i], 0};
+    kiln_graph_set_outputs(g, roots, nroots);
+    ir_free(roots);
+    if (g->error_code) return ir_set_status(status, g->error_code, "%s", kiln_graph_error(g));
+    pass_context cx;
+    pass_context_init(&cx, status);
+    cx.print_after = o->print_after;
+    cx.time_passes = o->time_passes != 0;
+    cx.print_to = o->print_to;
+    int rc = pass_run_pipeline(g, pipeline, &cx);
+    if (rc == KILN_OK) {
+        for (int i = 0; i < s->ninputs; i++) s->input_nodes[i] = cx.remap[s->input_nodes[i]];
+        for (int i = 0; i < s->noutputs; i++) s->outputs[i] = g->outputs[i];
+        for (int i = 0; i < s->ntargets; i++) s->targets[i] = g->outputs[s->noutputs + i].node;
+        int *slot = ir_malloc(sizeof(int) * ((size_t)g->nnodes + 1));
+        if (!slot) {
+            rc = ir_set_status(status, KILN_ERR_OUT_OF_MEMORY, "compile: out of memory");
+        } else {
+            for (int i = 0; i < g->nnodes; i++) slot[i] = -1;
+            for (int k = 0; k < s->nvars; k++) {
+                s->var_node[k] = cx.remap[s->var_node[k]];
+                slot[s->var_node[k]] = k;
+            }
+            ir_free(s->var_slot);
+            s->var_slot = slot;
+        }
+    }
+    pass_context_clear(&cx);
     return rc;
 }

@@ -361,7 +361,8 @@ typedef enum {
 typedef struct {
     kiln_backend backend;
     int threads;   /* worker threads; 0 = number of cores */
-    int opt_level; /* LLVM optimization level 0..3 for compiled code (default 2) */
+    int opt_level; /* 0: no graph passes, LLVM -O0; 1..3: the default graph passes
+                      (docs/passes.md) and that LLVM level (default 2) */
 } kiln_session_options;
 
 /* Fills the defaults. */
@@ -424,6 +425,10 @@ typedef struct {
     const char *name;     /* C prefix of the generated symbols; NULL = "model" */
     const char *header;   /* also write the C header here (NULL: none) */
     int64_t symbolic_dim; /* value for every symbolic input dim; 0 = such dims are an error */
+    const char *passes;   /* graph passes, comma-separated (docs/passes.md); NULL = the
+                             default pipeline (none at opt_level 0) */
+    const char *print_after; /* print the graph to stderr after this pass ("all": each) */
+    int time_passes;      /* print each pass's time to stderr */
 } kiln_compile_options;
 
 KILN_API void kiln_compile_options_init(kiln_compile_options *o);
@@ -447,6 +452,48 @@ KILN_API kiln_session *kiln_session_load(const char *library_path, kiln_status *
 /* Frees the session and its variables. Accepts NULL. No run may be in
  * progress. */
 KILN_API void kiln_session_free(kiln_session *s);
+
+/* ------------------------------------------------------------------------ */
+/* ONNX import                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* The shape to give one graph input of an ONNX model, by name: replaces the
+ * shape the model declares (rank must agree when the model gives one). A
+ * dim of -1 stays symbolic. */
+typedef struct {
+    const char *name;
+    int rank;
+    const int64_t *dims;
+} kiln_input_shape;
+
+typedef struct {
+    /* Input shapes to use instead of the model's (typically to fix a free
+     * batch dim, so shape computations fold to constants). A name that is
+     * not a graph input is an error. */
+    const kiln_input_shape *input_shapes;
+    int ninput_shapes;
+    /* Nonzero: initializers become variables (trainable, for fine-tuning)
+     * instead of constants; they are then not constant-folded. */
+    int initializers_as_variables;
+} kiln_import_options;
+
+/* Fills the defaults: no shape overrides, initializers as constants. */
+KILN_API void kiln_import_options_init(kiln_import_options *o);
+
+/* Imports an ONNX model (ModelProto, opsets 1 to 23 of the ai.onnx domain;
+ * see docs/onnx.md) as a new graph the caller frees. opts may be NULL for
+ * the defaults. Graph inputs that are not initializers become placeholders
+ * named as in the model (dim_param and unknown dims symbolic); initializers
+ * become constants (or variables); every graph output is declared
+ * (kiln_graph_outputs, in the model's order) and found by its ONNX name
+ * with kiln_graph_find. Tensors stored as external data are read from
+ * files relative to the model's folder. Nodes whose inputs are all
+ * constants (shape computations, once input shapes are known) are folded
+ * into constants. On error returns NULL and sets status: a model using ops
+ * kiln cannot express gets one message listing every such op type and
+ * opset; other messages name the ONNX node, its op type and the shapes. */
+KILN_API kiln_graph *kiln_import_onnx(const char *path, const kiln_import_options *opts,
+                                      kiln_status *status);
 
 #ifdef __cplusplus
 }

@@ -324,6 +324,15 @@ kiln_attrs *ir_node_attr_bag(const ir_node *n);
  * Returns the new node index or -1 with the error recorded on dst. */
 int ir_graph_copy_node(kiln_graph *dst, const kiln_graph *src, int node, const kiln_value *inputs,
                        const char *name);
+/* Graph rewriting (compact.c). ir_replace_uses points every use of old
+ * (node inputs and declared outputs) at repl. ir_graph_compact keeps what the
+ * declared outputs need plus every placeholder and variable, restores the
+ * order in which each node uses only earlier nodes, drops the rest, and
+ * writes each old node's new index (or -1) into remap (g->nnodes entries).
+ * Returns KILN_OK, KILN_ERR_OUT_OF_MEMORY (graph unchanged) or
+ * KILN_ERR_INTERNAL for a cycle. */
+void ir_replace_uses(kiln_graph *g, kiln_value old, kiln_value repl);
+int ir_graph_compact(kiln_graph *g, int *remap);
 /* Records err (if none yet) on the graph. */
 void ir_graph_set_error(kiln_graph *g, int code, const char *fmt, ...) IR_PRINTF(3, 4);
 
@@ -402,5 +411,15 @@ char *ir_graph_text(const kiln_graph *g);
 char *ir_graph_dot(const kiln_graph *g);
 /* One node's line of the text form, appended to b. */
 void ir_print_node(ir_buf *b, const kiln_graph *g, int node);
+
+/* ---- Evaluating one node (ir/eval.c) -------------------------------------- */
+/* Runs node n (op def) on concrete input tensors with its reference kernel,
+ * as constant folding does: infers the output types from the inputs' types,
+ * allocates n->noutputs outputs into outputs[] (caller frees) and runs the
+ * kernel. When max_bytes > 0 and an output would take more bytes, nothing
+ * is computed and KILN_ERR_FAILED_PRECONDITION is returned. Returns KILN_OK
+ * or an error code with status set; on error every outputs[i] is NULL. */
+int ir_eval_node(const ir_node *n, const ir_opdef *def, kiln_tensor *const *inputs, int ninputs,
+                 size_t max_bytes, kiln_tensor **outputs, kiln_status *st);
 
 #endif /* KILN_IR_H */

@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 
 #include "../codegen/cg_internal.h"
+#include "../passes/passes.h"
 #include "kiln.h"
 
 #define MAX_IO 256
@@ -445,11 +446,14 @@ static int cmd_bench(int argc, char **argv)
 static const char HELP_COMPILE[] =
     "usage: kiln compile MODEL -o OUT.{so,o,a} [--header OUT.h] [--name NAME]\n"
     "                    [--cpu CPU] [--emit-llvm FILE.ll] [-O0|-O1|-O2|-O3] [--dim N]\n"
+    "                    [--passes a,b,c] [--print-after PASS] [--time-passes]\n"
     "Compiles MODEL (a .kiln graph) ahead of time: its placeholders are the\n"
     "inputs and its declared outputs the outputs. NAME prefixes the generated\n"
     "symbols (default: from OUT, libfoo.so -> foo). CPU is an LLVM CPU name\n"
     "(default x86-64-v3; native for this machine). Symbolic input dims take\n"
-    "--dim N. --emit-llvm also writes the optimized LLVM IR.\n";
+    "--dim N. --emit-llvm also writes the optimized LLVM IR. -O0 runs no graph\n"
+    "passes; --passes replaces the default pipeline; --print-after prints the\n"
+    "graph after a pass (or 'all'); --time-passes prints each pass's time.\n";
 
 static char *name_from_path(const char *out)
 {
@@ -472,17 +476,23 @@ static char *name_from_path(const char *out)
 static int cmd_compile(int argc, char **argv)
 {
     const char *path = NULL, *out = NULL, *header = NULL, *name = NULL, *cpu = NULL, *ll = NULL;
-    int opt = 2, dim = 0, rc;
+    const char *passes = NULL, *print_after = NULL;
+    int opt = 2, dim = 0, rc, time_passes = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return fputs(HELP_COMPILE, stdout), 0;
         if (!strncmp(a, "-O", 2) && a[2] >= '0' && a[2] <= '3' && !a[3]) {
             opt = a[2] - '0';
+        } else if (!strcmp(a, "--time-passes")) {
+            time_passes = 1;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--header") || !strcmp(a, "--name") ||
-                   !strcmp(a, "--cpu") || !strcmp(a, "--emit-llvm") || !strcmp(a, "--dim")) {
+                   !strcmp(a, "--cpu") || !strcmp(a, "--emit-llvm") || !strcmp(a, "--dim") ||
+                   !strcmp(a, "--passes") || !strcmp(a, "--print-after")) {
             if (i + 1 >= argc) return usage_error("compile", "%s needs a value", a);
             const char *v = argv[++i];
             if (!strcmp(a, "-o")) out = v;
+            else if (!strcmp(a, "--passes")) passes = v;
+            else if (!strcmp(a, "--print-after")) print_after = v;
             else if (!strcmp(a, "--header")) header = v;
             else if (!strcmp(a, "--name")) name = v;
             else if (!strcmp(a, "--cpu")) cpu = v;
@@ -514,6 +524,9 @@ static int cmd_compile(int argc, char **argv)
     o.name = name ? name : auto_name;
     o.header = header;
     o.symbolic_dim = dim;
+    o.passes = passes;
+    o.print_after = print_after;
+    o.time_passes = time_passes;
     kiln_status *st = kiln_status_new();
     kiln_compile_library(m.graph, m.inputs, m.ninputs, m.outputs, m.noutputs, out, &o, st);
     if (kiln_status_code(st)) rc = fail("%s", kiln_status_message(st));
@@ -524,7 +537,7 @@ static int cmd_compile(int argc, char **argv)
             concrete_dims(m.graph, m.inputs[i], dim > 0 ? dim : 1, &types[i].rank, types[i].dims);
         }
         cg_signature sig = {m.ninputs, m.inputs, types, m.noutputs, m.outputs, 0, NULL};
-        cg_options co = {.opt_level = opt, .cpu = cpu ? cpu : "x86-64-v3", .entry_name = "kiln_entry"};
+        cg_options co = {.opt_level = opt, .cpu = cpu ? cpu : "x86-64-v3", .entry_name = "kiln_entry", .pipeline = passes};
         if (cg_emit_llvm_ir(m.graph, &sig, &co, ll, st)) rc = fail("%s", kiln_status_message(st));
     }
     kiln_status_free(st);
@@ -696,17 +709,55 @@ static int cmd_info(int argc, char **argv)
 /* ---- dump ---- */
 
 static const char HELP_DUMP[] =
-    "usage: kiln dump MODEL [--format text|dot]\n"
-    "Prints MODEL's graph (a .kiln file), one node per line, or as Graphviz DOT.\n";
+    "usage: kiln dump MODEL [--format text|dot] [--after PASS] [--passes a,b,c] [--dim N]\n"
+    "Prints MODEL's graph (a .kiln file), one node per line, or as Graphviz DOT.\n"
+    "With --after, the graph as the compiler sees it after that pass of the\n"
+    "pipeline (the default one, or --passes), specialized for the model's\n"
+    "inputs with symbolic dims taking --dim (default 1).\n";
+
+/* Specializes m's graph for its inputs and runs the passes up to `after`,
+ * printing the graph then. */
+static int dump_after(model *m, const char *after, const char *pipeline, int dim)
+{
+    const char *full = pipeline ? pipeline : pass_default_pipeline();
+    bool found = !strcmp(after, "all");
+    for (const char *p = full; *p && !found;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        found = n == strlen(after) && !strncmp(p, after, n);
+        p += n + (e ? 1 : 0);
+    }
+    if (!found) return fail("pass '%s' is not in the pipeline '%s'", after, full);
+    ir_type types[MAX_IO];
+    for (int i = 0; i < m->ninputs; i++) {
+        types[i].dtype = kiln_value_dtype(m->graph, m->inputs[i]);
+        concrete_dims(m->graph, m->inputs[i], dim, &types[i].rank, types[i].dims);
+    }
+    cg_signature sig = {m->ninputs, m->inputs, types, m->noutputs, m->outputs, 0, NULL};
+    cg_options o = {.opt_level = 2, .pipeline = full, .print_after = after, .print_to = stdout};
+    cg_spec spec;
+    kiln_status *st = kiln_status_new();
+    int rc = 0;
+    if (cg_specialize(m->graph, &sig, &spec, st) || cg_optimize(&spec, &o, st)) rc = fail("%s", kiln_status_message(st));
+    if (spec.g) cg_spec_free(&spec);
+    kiln_status_free(st);
+    return rc;
+}
 
 static int cmd_dump(int argc, char **argv)
 {
-    const char *path = NULL, *format = "text";
-    int rc;
+    const char *path = NULL, *format = "text", *after = NULL, *passes = NULL;
+    int rc, dim = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return fputs(HELP_DUMP, stdout), 0;
-        if (!strcmp(a, "--format")) {
+        if (!strcmp(a, "--after") || !strcmp(a, "--passes") || !strcmp(a, "--dim")) {
+            if (i + 1 >= argc) return usage_error("dump", "%s needs a value", a);
+            const char *v = argv[++i];
+            if (!strcmp(a, "--after")) after = v;
+            else if (!strcmp(a, "--passes")) passes = v;
+            else if ((rc = parse_int("dump", a, v, 1, 1 << 30, &dim))) return rc;
+        } else if (!strcmp(a, "--format")) {
             if (i + 1 >= argc) return usage_error("dump", "--format needs a value");
             format = argv[++i];
             if (strcmp(format, "text") && strcmp(format, "dot")) return usage_error("dump", "--format is text or dot, not '%s'", format);
@@ -722,6 +773,11 @@ static int cmd_dump(int argc, char **argv)
     if (ends_with(path, ".so")) return fail("%s is a compiled library: it has no graph to dump (try 'kiln info')", path);
     model m = {0};
     if ((rc = load_graph(&m, path))) {
+        model_free(&m);
+        return rc;
+    }
+    if (after) {
+        rc = dump_after(&m, after, passes, dim);
         model_free(&m);
         return rc;
     }
