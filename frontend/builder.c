@@ -35,8 +35,9 @@ kiln_value kiln_placeholder(kiln_graph *g, const char *name, kiln_dtype dt, int 
     kiln_attrs *a = kiln_attrs_new();
     kiln_attrs_dtype(a, "dtype", dt);
     kiln_attrs_ints(a, "shape", dims, rank);
-    int n = a ? ir_graph_add_node(g, IR_OP_Placeholder, name, NULL, 0, a) : -1;
-    if (!a) ir_graph_set_error(g, KILN_ERR_OUT_OF_MEMORY, "Placeholder: out of memory");
+    /* The arguments were checked above, so a bag that failed is out of memory. */
+    int n = a && !a->oom ? ir_graph_add_node(g, IR_OP_Placeholder, name, NULL, 0, a) : -1;
+    if (!a || a->oom) ir_graph_set_error(g, KILN_ERR_OUT_OF_MEMORY, "Placeholder: out of memory");
     kiln_attrs_free(a);
     return node_value(n);
 }
@@ -51,8 +52,9 @@ static kiln_value tensor_source(kiln_graph *g, ir_op op, const char *name, const
     }
     kiln_attrs *a = kiln_attrs_new();
     kiln_attrs_tensor(a, "value", t);
-    int n = a ? ir_graph_add_node(g, op, name, NULL, 0, a) : -1;
-    if (!a) ir_graph_set_error(g, KILN_ERR_OUT_OF_MEMORY, "%s: out of memory", ir_op_def(op)->name);
+    int n = a && !a->oom ? ir_graph_add_node(g, op, name, NULL, 0, a) : -1;
+    if (!a || a->oom)
+        ir_graph_set_error(g, KILN_ERR_OUT_OF_MEMORY, "%s: out of memory", ir_op_def(op)->name);
     kiln_attrs_free(a);
     return node_value(n);
 }

@@ -74,12 +74,27 @@ int ir_graph_compact(kiln_graph *g, int *remap)
     for (int k = 0; k < placed; k++) remap[order[k]] = k;
     for (int k = 0; k < placed; k++) {
         nodes[k] = g->nodes[order[k]];
-        for (int j = 0; j < nodes[k].ninputs; j++) nodes[k].inputs[j].node = remap[nodes[k].inputs[j].node];
         if (!ir_strmap_put(&names, nodes[k].name, k)) {
             rc = KILN_ERR_OUT_OF_MEMORY;
             goto done;
         }
     }
+    int *ko = NULL;
+    if (g->kernel_of) {
+        /* fused kernels follow their nodes; a kernel whose root went is gone */
+        ko = ir_arena_alloc(&g->arena, sizeof(int) * ((size_t)placed + 1));
+        if (!ko) {
+            rc = KILN_ERR_OUT_OF_MEMORY;
+            goto done;
+        }
+        for (int k = 0; k < placed; k++) {
+            int r = g->kernel_of[order[k]];
+            ko[k] = r >= 0 ? remap[r] : -1;
+        }
+    }
+    /* Nothing can fail from here on. */
+    for (int k = 0; k < placed; k++)
+        for (int j = 0; j < nodes[k].ninputs; j++) nodes[k].inputs[j].node = remap[nodes[k].inputs[j].node];
     /* Dropped nodes give up their attributes now (names, inputs and types
      * live in the arena until the graph goes). */
     for (int i = 0; i < nn; i++) {
@@ -88,6 +103,7 @@ int ir_graph_compact(kiln_graph *g, int *remap)
         int na = ir_op_def(n->op)->nattrs;
         for (int k = 0; k < na; k++) ir_attr_clear(&n->attrs[k]);
     }
+    if (ko) g->kernel_of = ko;
     memcpy(g->nodes, nodes, sizeof(ir_node) * (size_t)placed);
     g->nnodes = placed;
     for (int k = 0; k < g->noutputs; k++) g->outputs[k].node = remap[g->outputs[k].node];

@@ -124,13 +124,26 @@ int64_t ir_load_i64(kiln_dtype dt, const void *p, size_t i)
     return (int64_t)v;
 }
 
+/* double -> float rounding to odd (truncate, then set the last bit when
+ * inexact): the f16/bf16 conversion that follows then rounds once, as a
+ * direct double -> half conversion would. Plain (float)v would round twice
+ * and turn values just above a half-way point into a tie. */
+static float f64_to_f32_odd(double v)
+{
+    float f = (float)v;
+    if (!isfinite(f) || (double)f == v) return f;
+    uint32_t u = f32_bits(f);
+    if (fabs((double)f) > fabs(v)) u--; /* step the magnitude toward zero */
+    return bits_f32(u | 1u);
+}
+
 void ir_store_f64(kiln_dtype dt, void *p, size_t i, double v)
 {
     switch (dt) {
     case KILN_F32: ((float *)p)[i] = (float)v; return;
     case KILN_F64: ((double *)p)[i] = v; return;
-    case KILN_F16: ((uint16_t *)p)[i] = ir_f32_to_f16((float)v); return;
-    case KILN_BF16: ((uint16_t *)p)[i] = ir_f32_to_bf16((float)v); return;
+    case KILN_F16: ((uint16_t *)p)[i] = ir_f32_to_f16(f64_to_f32_odd(v)); return;
+    case KILN_BF16: ((uint16_t *)p)[i] = ir_f32_to_bf16(f64_to_f32_odd(v)); return;
     case KILN_BOOL: ((uint8_t *)p)[i] = v != 0; return;
     default: break;
     }

@@ -68,15 +68,6 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-int ir_strmap_get(const ir_strmap *m, const char *key)
-{
-    if (!m->cap) return -1;
-    for (size_t i = hash_str(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (!m->keys[i]) return -1;
-        if (strcmp(m->keys[i], key) == 0) return m->vals[i];
-    }
-}
-
 static bool strmap_grow(ir_strmap *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 64;
@@ -102,16 +93,34 @@ static bool strmap_grow(ir_strmap *m)
     return true;
 }
 
+/* The slot holding key, or -1. */
+static long strmap_find(const ir_strmap *m, const char *key)
+{
+    if (!m->cap) return -1;
+    for (size_t i = hash_str(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->keys[i]) return -1;
+        if (strcmp(m->keys[i], key) == 0) return (long)i;
+    }
+}
+
+int ir_strmap_get(const ir_strmap *m, const char *key)
+{
+    long i = strmap_find(m, key);
+    return i >= 0 ? m->vals[i] : -1;
+}
+
 bool ir_strmap_put(ir_strmap *m, const char *key, int val)
 {
+    /* Updating a key (and deleting one) never grows the map, so it cannot
+     * fail: kiln_name relies on dropping the old name. */
+    long found = strmap_find(m, key);
+    if (found >= 0) {
+        m->vals[found] = val;
+        return true;
+    }
     if ((m->count + 1) * 2 > m->cap && !strmap_grow(m)) return false;
     size_t i = hash_str(key) & (m->cap - 1);
-    for (; m->keys[i]; i = (i + 1) & (m->cap - 1)) {
-        if (strcmp(m->keys[i], key) == 0) {
-            m->vals[i] = val;
-            return true;
-        }
-    }
+    while (m->keys[i]) i = (i + 1) & (m->cap - 1);
     m->keys[i] = key;
     m->vals[i] = val;
     m->count++;

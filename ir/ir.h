@@ -299,6 +299,10 @@ struct kiln_graph {
     int error_code;
     kiln_value *outputs; /* declared outputs (in the arena), or NULL */
     int noutputs;
+    /* Fusion (passes/fuse.c), in the arena, or NULL: per node, the root node
+     * of the fused kernel it belongs to (the root's own entry is itself), or
+     * -1 for a node that is its own kernel. */
+    int *kernel_of;
     /* Tensors held by attributes (constants, initial values) are owned by
      * the nodes and freed with the graph; other payloads live in the arena. */
 };

@@ -61,7 +61,7 @@ static void print_attr(ir_buf *b, const ir_attr *a)
         ir_tensor_type(a->u.t, &t);
         ir_buf_printf(b, "<%s", ir_type_str(&t, s, sizeof s));
         /* Small tensors print their values so tests can read them. */
-        if (a->u.t->size <= 8) {
+        if (a->u.t->size > 0 && a->u.t->size <= 8) {
             ir_buf_puts(b, " ");
             for (size_t i = 0; i < a->u.t->size; i++) {
                 if (i) ir_buf_puts(b, ",");
@@ -101,6 +101,8 @@ void ir_print_node(ir_buf *b, const kiln_graph *g, int node)
         ir_buf_printf(b, "%s %s", k ? "," : "", ir_type_str(&n->outputs[k], s, sizeof s));
     }
     ir_buf_printf(b, "  # %s", n->name);
+    if (g->kernel_of && g->kernel_of[node] >= 0)
+        ir_buf_printf(b, g->kernel_of[node] == node ? "  [kernel %%%d]" : "  [in kernel %%%d]", g->kernel_of[node]);
 }
 
 char *ir_graph_text(const kiln_graph *g)
