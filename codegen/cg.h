@@ -37,6 +37,9 @@ typedef struct cg_rt {
      * items, possibly on several threads, and returns when all are done. */
     void (*parallel_for)(void *pool, cg_kernel_fn fn, void *args, int64_t n, int64_t grain);
     void *pool;
+    /* This run's index: random ops draw from stream (seed, run * C + node),
+     * as the reference executor does. */
+    uint64_t run;
 } cg_rt;
 
 typedef int32_t (*cg_entry_fn)(void *const *inputs, void *const *outputs,

@@ -25,6 +25,7 @@ typedef struct {
     int *var_src;           /* per variable slot: its node in the source graph */
     int *var_node;          /* per variable slot: its node in g */
     int *var_slot;          /* per node of g: its variable slot, or -1 */
+    int *src_node;          /* per node of g: its node in the source graph, or -1 */
 } cg_spec;
 
 int cg_specialize(const kiln_graph *src, const cg_signature *sig, cg_spec *out,
@@ -82,6 +83,16 @@ typedef struct {
     const ir_type *type;
 } cg_operand;
 
+/* A fused kernel (passes/fuse.c): its member nodes in order (the root
+ * last) and the values from outside it that they read (its leaves). */
+#define CG_MAX_LEAVES 64
+typedef struct {
+    int nmembers;
+    int members[64];
+    int nleaves;
+    kiln_value leaves[CG_MAX_LEAVES];
+} cg_group;
+
 /* One kernel being lowered. The builder is positioned in the body of
  *   void kernel(ptr args, i64 begin, i64 end)
  * with the operands' pointers loaded. A lowering emits code for work items
@@ -94,7 +105,27 @@ typedef struct cg_kernel {
     LLVMValueRef begin, end;
     LLVMValueRef err; /* i32* : store an error reason (CG_ERR_*) here */
     int64_t work, grain;
+    /* A fused kernel: in[] are its leaves, out[] the root's outputs. NULL
+     * for a single node, whose in[] are its inputs. */
+    const cg_group *group;
+    const kiln_graph *graph;
+    LLVMValueRef args; /* the kernel's operand array (for epilogue callbacks) */
+    LLVMValueRef run;  /* i64: the run index (see cg_rt.run) */
+    int64_t src_node;  /* the kernel's node in the source graph (-1: none) */
 } cg_kernel;
+
+/* The counter a random op's stream uses in this run: run * C + its node in
+ * the source graph, the same as the reference executor's. */
+LLVMValueRef cg_run_counter(cg_ctx *c, cg_kernel *k);
+
+/* Fused kernels (lower_elementwise.c, lower_matmul.c). */
+int cg_lower_group(cg_ctx *c, cg_kernel *k);
+int cg_lower_matmul_group(cg_ctx *c, cg_kernel *k);
+/* Emits `void epi(ptr args, i64 offset, i64 count)`: applies the group's
+ * elementwise members to elements [offset, offset + count) of the root's
+ * output, in place; `head` is the member whose value is the output's current
+ * contents. Returns the function. */
+LLVMValueRef cg_emit_epilogue(cg_ctx *c, cg_kernel *k, int head);
 
 typedef int (*cg_lower_fn)(cg_ctx *c, cg_kernel *k);
 

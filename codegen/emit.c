@@ -176,6 +176,12 @@ LLVMValueRef cg_math2(cg_ctx *c, const char *fn, LLVMValueRef x, LLVMValueRef y)
     return math_call(c, fn, a, 2);
 }
 
+LLVMValueRef cg_run_counter(cg_ctx *c, cg_kernel *k)
+{
+    LLVMValueRef scaled = LLVMBuildMul(c->b, k->run, cg_i64(c, (int64_t)0x9e3779b97f4a7c15ull), "");
+    return LLVMBuildAdd(c->b, scaled, cg_i64(c, k->src_node), "counter");
+}
+
 int cg_error(cg_ctx *c, const cg_kernel *k, int code, const char *fmt, ...)
 {
     va_list ap;
@@ -254,15 +260,51 @@ static LLVMValueRef value_ptr(cg_ctx *c, const cg_plan *p, LLVMValueRef *consts,
     }
 }
 
-static int emit_kernel(cg_ctx *c, const cg_spec *s, const cg_plan *p, int kidx, int64_t *work,
-                       int64_t *grain, LLVMValueRef *fn_out)
+/* The operands of kernel kidx: for a fused kernel its group's leaves, for a
+ * single node its inputs; then the root's outputs. */
+static int kernel_group(const cg_spec *s, const cg_plan *p, int kidx, cg_group *gr)
+{
+    const kiln_graph *g = s->g;
+    int root = p->kernels[kidx];
+    memset(gr, 0, sizeof *gr);
+    if (!g->kernel_of || g->kernel_of[root] != root) {
+        gr->nmembers = 1;
+        gr->members[0] = root;
+        const ir_node *n = &g->nodes[root];
+        if (n->ninputs > CG_MAX_LEAVES) return -1;
+        for (int k = 0; k < n->ninputs; k++) gr->leaves[gr->nleaves++] = n->inputs[k];
+        return 0;
+    }
+    for (int i = 0; i <= root; i++) {
+        if (g->kernel_of[i] != root) continue;
+        if (gr->nmembers == (int)(sizeof gr->members / sizeof gr->members[0])) return -1;
+        gr->members[gr->nmembers++] = i;
+    }
+    for (int m = 0; m < gr->nmembers; m++) {
+        const ir_node *n = &g->nodes[gr->members[m]];
+        for (int k = 0; k < n->ninputs; k++) {
+            kiln_value v = n->inputs[k];
+            if (g->kernel_of[v.node] == root) continue;
+            bool dup = false;
+            for (int j = 0; j < gr->nleaves && !dup; j++) dup = gr->leaves[j].node == v.node && gr->leaves[j].index == v.index;
+            if (dup) continue;
+            if (gr->nleaves == CG_MAX_LEAVES) return -1;
+            gr->leaves[gr->nleaves++] = v;
+        }
+    }
+    return 0;
+}
+
+static int emit_kernel(cg_ctx *c, const cg_spec *s, const cg_plan *p, int kidx, const cg_group *gr,
+                       int64_t *work, int64_t *grain, LLVMValueRef *fn_out)
 {
     const ir_node *n = &s->g->nodes[p->kernels[kidx]];
-    cg_lower_fn lower = cg_lowering(n->op);
-    if (!lower)
-        return ir_set_status(c->status, KILN_ERR_UNIMPLEMENTED,
-                             "%s '%s': the CPU backend cannot compile this op yet",
-                             ir_op_def(n->op)->name, n->name);
+    bool fused = gr->nmembers > 1, has_head = false;
+    for (int m = 0; fused && m < gr->nmembers; m++) {
+        ir_op op = s->g->nodes[gr->members[m]].op;
+        has_head |= op == IR_OP_MatMul || op == IR_OP_Gemm;
+    }
+    cg_lower_fn lower = fused ? (has_head ? cg_lower_matmul_group : cg_lower_group) : cg_lowering(n->op);
     LLVMTypeRef params[3] = {c->t_ptr, c->t_i64, c->t_i64};
     LLVMTypeRef ft = LLVMFunctionType(c->t_void, params, 3, 0);
     char name[64];
@@ -271,23 +313,25 @@ static int emit_kernel(cg_ctx *c, const cg_spec *s, const cg_plan *p, int kidx, 
     LLVMSetLinkage(fn, LLVMInternalLinkage);
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
     LLVMValueRef args = LLVMGetParam(fn, 0);
-    cg_operand ops[64];
-    int nops = n->ninputs + n->noutputs;
-    if (nops > 63) return ir_set_status(c->status, KILN_ERR_UNIMPLEMENTED, "%s '%s': too many operands", ir_op_def(n->op)->name, n->name);
+    cg_operand ops[CG_MAX_LEAVES + 64];
+    int nin = gr->nleaves, nops = nin + n->noutputs;
+    if (nops >= (int)(sizeof ops / sizeof ops[0]))
+        return ir_set_status(c->status, KILN_ERR_UNIMPLEMENTED, "%s '%s': too many operands", ir_op_def(n->op)->name, n->name);
     for (int i = 0; i <= nops; i++) {
         LLVMValueRef idx = cg_i64(c, i);
         LLVMValueRef slot = LLVMBuildGEP2(c->b, c->t_ptr, args, &idx, 1, "");
-        LLVMValueRef ptr = LLVMBuildLoad2(c->b, c->t_ptr, slot, "");
-        if (i < nops) {
-            ops[i].ptr = ptr;
-            ops[i].type = i < n->ninputs ? ir_value_type(s->g, n->inputs[i]) : &n->outputs[i - n->ninputs];
-        } else {
-            ops[i].ptr = ptr; /* the error slot */
-        }
+        ops[i].ptr = LLVMBuildLoad2(c->b, c->t_ptr, slot, "");
+        ops[i].type = i < nin ? ir_value_type(s->g, gr->leaves[i]) : i < nops ? &n->outputs[i - nin] : NULL;
     }
-    cg_kernel k = {.node = n, .ninputs = n->ninputs, .noutputs = n->noutputs, .in = ops,
-                   .out = ops + n->ninputs, .begin = LLVMGetParam(fn, 1), .end = LLVMGetParam(fn, 2),
-                   .err = ops[nops].ptr, .work = 1, .grain = 1};
+    /* the slot after the error slot points at the run index */
+    LLVMValueRef ridx = cg_i64(c, nops + 1);
+    LLVMValueRef run_ptr = LLVMBuildLoad2(c->b, c->t_ptr, LLVMBuildGEP2(c->b, c->t_ptr, args, &ridx, 1, ""), "");
+    LLVMValueRef run = LLVMBuildLoad2(c->b, c->t_i64, run_ptr, "run");
+    cg_kernel k = {.node = n, .ninputs = nin, .noutputs = n->noutputs, .in = ops,
+                   .out = ops + nin, .begin = LLVMGetParam(fn, 1), .end = LLVMGetParam(fn, 2),
+                   .err = ops[nops].ptr, .work = 1, .grain = 1, .group = fused ? gr : NULL,
+                   .graph = s->g, .args = args, .run = run,
+                   .src_node = s->src_node ? s->src_node[p->kernels[kidx]] : -1};
     c->kernel_index = kidx;
     if (lower(c, &k) != 0) return c->status && c->status->code ? c->status->code : KILN_ERR_INTERNAL;
     LLVMBuildRetVoid(c->b);
@@ -319,6 +363,7 @@ static int emit_module(cg_ctx *c, const cg_spec *s, const cg_plan *p, const char
     int rc = KILN_OK;
     LLVMValueRef *consts = ir_calloc((size_t)g->nnodes + 1, sizeof(LLVMValueRef));
     LLVMValueRef *kfn = ir_calloc((size_t)p->nkernels + 1, sizeof(LLVMValueRef));
+    cg_group *groups = NULL;
     int64_t *work = ir_calloc((size_t)p->nkernels + 1, sizeof(int64_t));
     int64_t *grain = ir_calloc((size_t)p->nkernels + 1, sizeof(int64_t));
     if (!consts || !kfn || !work || !grain) {
@@ -331,8 +376,20 @@ static int emit_module(cg_ctx *c, const cg_spec *s, const cg_plan *p, const char
         LLVMValueRef init = LLVMConstStringInContext(c->ctx, t->data, (unsigned)kiln_tensor_nbytes(t), 1);
         consts[i] = const_global(c, init, "const");
     }
-    for (int k = 0; k < p->nkernels; k++)
-        if ((rc = emit_kernel(c, s, p, k, &work[k], &grain[k], &kfn[k]))) goto done;
+    groups = ir_calloc((size_t)p->nkernels + 1, sizeof(cg_group));
+    if (!groups) {
+        rc = ir_set_status(c->status, KILN_ERR_OUT_OF_MEMORY, "compile: out of memory");
+        goto done;
+    }
+    for (int k = 0; k < p->nkernels; k++) {
+        if (kernel_group(s, p, k, &groups[k])) {
+            const ir_node *n = &g->nodes[p->kernels[k]];
+            rc = ir_set_status(c->status, KILN_ERR_UNIMPLEMENTED, "%s '%s': too many operands or fused nodes",
+                               ir_op_def(n->op)->name, n->name);
+            goto done;
+        }
+        if ((rc = emit_kernel(c, s, p, k, &groups[k], &work[k], &grain[k], &kfn[k]))) goto done;
+    }
 
     /* The entry function. */
     LLVMTypeRef params[5] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr};
@@ -343,22 +400,41 @@ static int emit_module(cg_ctx *c, const cg_spec *s, const cg_plan *p, const char
     LLVMValueRef vars = LLVMGetParam(entry, 2), arena = LLVMGetParam(entry, 3), rt = LLVMGetParam(entry, 4);
     LLVMValueRef err = LLVMBuildAlloca(c->b, c->t_i32, "err");
     LLVMBuildStore(c->b, cg_i32(c, 0), err);
+    LLVMValueRef run_slot = LLVMBuildAlloca(c->b, c->t_i64, "run");
     LLVMValueRef has_rt = LLVMBuildICmp(c->b, LLVMIntNE, rt, LLVMConstNull(c->t_ptr), "");
+    {
+        /* run = rt ? rt->run : 0 (cg_rt is {ptr, ptr, i64}) */
+        LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(c->ctx, entry, "rt");
+        LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, entry, "rtjoin");
+        LLVMBuildStore(c->b, cg_i64(c, 0), run_slot);
+        LLVMBuildCondBr(c->b, has_rt, yes, join);
+        LLVMPositionBuilderAtEnd(c->b, yes);
+        LLVMValueRef two = cg_i64(c, 2);
+        LLVMValueRef field = LLVMBuildGEP2(c->b, c->t_ptr, rt, &two, 1, "");
+        LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->t_i64, field, ""), run_slot);
+        LLVMBuildBr(c->b, join);
+        LLVMPositionBuilderAtEnd(c->b, join);
+    }
     LLVMTypeRef kparams[3] = {c->t_ptr, c->t_i64, c->t_i64};
     LLVMTypeRef kft = LLVMFunctionType(c->t_void, kparams, 3, 0);
     LLVMTypeRef pf_params[5] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64};
     LLVMTypeRef pft = LLVMFunctionType(c->t_void, pf_params, 5, 0);
     for (int k = 0; k < p->nkernels; k++) {
         const ir_node *n = &g->nodes[p->kernels[k]];
-        int nops = n->ninputs + n->noutputs;
-        LLVMTypeRef at = LLVMArrayType2(c->t_ptr, (uint64_t)nops + 1);
+        const cg_group *gr = &groups[k];
+        int nin = gr->nleaves, nops = nin + n->noutputs;
+        LLVMTypeRef at = LLVMArrayType2(c->t_ptr, (uint64_t)nops + 2);
         LLVMValueRef args = LLVMBuildAlloca(c->b, at, "args");
+        {
+            LLVMValueRef idx = cg_i64(c, nops + 1);
+            LLVMBuildStore(c->b, run_slot, LLVMBuildGEP2(c->b, c->t_ptr, args, &idx, 1, ""));
+        }
         for (int i = 0; i <= nops; i++) {
             LLVMValueRef ptr;
-            if (i < n->ninputs)
-                ptr = value_ptr(c, p, consts, p->base[n->inputs[i].node] + n->inputs[i].index, inputs, outputs, vars, arena);
+            if (i < nin)
+                ptr = value_ptr(c, p, consts, p->base[gr->leaves[i].node] + gr->leaves[i].index, inputs, outputs, vars, arena);
             else if (i < nops)
-                ptr = value_ptr(c, p, consts, p->base[p->kernels[k]] + (i - n->ninputs), inputs, outputs, vars, arena);
+                ptr = value_ptr(c, p, consts, p->base[p->kernels[k]] + (i - nin), inputs, outputs, vars, arena);
             else
                 ptr = err;
             LLVMValueRef idx = cg_i64(c, i);
@@ -406,6 +482,7 @@ static int emit_module(cg_ctx *c, const cg_spec *s, const cg_plan *p, const char
     }
     LLVMBuildRet(c->b, cg_i32(c, 0));
 done:
+    ir_free(groups);
     ir_free(consts);
     ir_free(kfn);
     ir_free(work);

@@ -15,16 +15,15 @@
 typedef struct {
     int rank;
     int64_t dims[IR_MAX_RANK];
-    int64_t strides[IR_ITER_MAX][IR_MAX_RANK];
+    int64_t strides[CG_MAX_LEAVES][IR_MAX_RANK];
 } ew_layout;
 
-/* Coalesces the output dims of an elementwise node with n operands. */
-static void layout(const cg_kernel *k, ew_layout *L)
+/* Coalesces the dims of `out` where every operand (types[0..n)) reads
+ * contiguously or broadcasts across them. */
+static void layout(const ir_type *out, const ir_type *const *types, int n, ew_layout *L)
 {
-    const ir_type *out = k->out[0].type;
-    int n = k->ninputs;
-    int64_t st[IR_ITER_MAX][IR_MAX_RANK];
-    for (int i = 0; i < n; i++) ir_broadcast_strides(k->in[i].type->rank, k->in[i].type->dims, out->rank, st[i]);
+    int64_t st[CG_MAX_LEAVES][IR_MAX_RANK];
+    for (int i = 0; i < n; i++) ir_broadcast_strides(types[i]->rank, types[i]->dims, out->rank, st[i]);
     memset(L, 0, sizeof *L);
     for (int d = 0; d < out->rank; d++) {
         if (out->dims[d] == 1) continue; /* size-1 dims never matter */
@@ -56,7 +55,7 @@ static LLVMValueRef fconst(cg_ctx *c, LLVMTypeRef t, double v) { return LLVMCons
 
 /* Integer division with the reference semantics: truncation toward zero,
  * MIN / -1 wraps, division by zero reports CG_ERR_DIV_ZERO. */
-static LLVMValueRef int_div(cg_ctx *c, cg_kernel *k, kiln_dtype dt, LLVMValueRef a, LLVMValueRef b)
+static LLVMValueRef int_div(cg_ctx *c, LLVMValueRef err, kiln_dtype dt, LLVMValueRef a, LLVMValueRef b)
 {
     LLVMTypeRef t = LLVMTypeOf(a);
     LLVMValueRef zero = LLVMConstInt(t, 0, 0);
@@ -66,7 +65,7 @@ static LLVMValueRef int_div(cg_ctx *c, cg_kernel *k, kiln_dtype dt, LLVMValueRef
     LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(c->ctx, fn, "divok");
     LLVMBuildCondBr(c->b, is0, bad, ok);
     LLVMPositionBuilderAtEnd(c->b, bad);
-    LLVMBuildStore(c->b, cg_i32(c, CG_ERR_DIV_ZERO), k->err);
+    LLVMBuildStore(c->b, cg_i32(c, CG_ERR_DIV_ZERO), err);
     LLVMBuildBr(c->b, ok);
     LLVMPositionBuilderAtEnd(c->b, ok);
     if (is_unsigned(dt)) {
@@ -79,7 +78,7 @@ static LLVMValueRef int_div(cg_ctx *c, cg_kernel *k, kiln_dtype dt, LLVMValueRef
     return LLVMBuildSelect(c->b, m1, LLVMBuildSub(c->b, zero, a, ""), q, "");
 }
 
-static LLVMValueRef int_pow(cg_ctx *c, cg_kernel *k, kiln_dtype dt, LLVMValueRef a, LLVMValueRef b)
+static LLVMValueRef int_pow(cg_ctx *c, LLVMValueRef err, kiln_dtype dt, LLVMValueRef a, LLVMValueRef b)
 {
     LLVMTypeRef t = LLVMTypeOf(a);
     bool u = is_unsigned(dt);
@@ -93,27 +92,26 @@ static LLVMValueRef int_pow(cg_ctx *c, cg_kernel *k, kiln_dtype dt, LLVMValueRef
     LLVMTypeRef ft = LLVMFunctionType(c->t_i64, params, 3, 0);
     LLVMValueRef fn = LLVMGetNamedFunction(c->mod, "kk_ipow");
     if (!fn) fn = LLVMAddFunction(c->mod, "kk_ipow", ft);
-    LLVMValueRef args[3] = {a64, b64, k->err};
+    LLVMValueRef args[3] = {a64, b64, err};
     LLVMValueRef r = LLVMBuildCall2(c->b, ft, fn, args, 3, "");
     return t == c->t_i64 ? r : LLVMBuildTrunc(c->b, r, t, "");
 }
 
 /* The value of one output element from its operands' values (in their
  * compute types). Returns NULL for an op this file does not lower. */
-static LLVMValueRef compute(cg_ctx *c, cg_kernel *k, LLVMValueRef *x)
+static LLVMValueRef compute(cg_ctx *c, const ir_node *n, kiln_dtype dt, kiln_dtype out_dt, LLVMValueRef err,
+                            LLVMValueRef *x)
 {
-    const ir_node *n = k->node;
-    kiln_dtype dt = k->in[0].type->dtype;
     bool fl = ir_dtype_is_float(dt);
     LLVMTypeRef t = LLVMTypeOf(x[0]);
-    LLVMValueRef a = x[0], b = k->ninputs > 1 ? x[1] : NULL;
+    LLVMValueRef a = x[0], b = n->ninputs > 1 ? x[1] : NULL;
     switch (n->op) {
     case IR_OP_Identity: return a;
     case IR_OP_Add: return fl ? LLVMBuildFAdd(c->b, a, b, "") : LLVMBuildAdd(c->b, a, b, "");
     case IR_OP_Sub: return fl ? LLVMBuildFSub(c->b, a, b, "") : LLVMBuildSub(c->b, a, b, "");
     case IR_OP_Mul: return fl ? LLVMBuildFMul(c->b, a, b, "") : LLVMBuildMul(c->b, a, b, "");
-    case IR_OP_Div: return fl ? LLVMBuildFDiv(c->b, a, b, "") : int_div(c, k, dt, a, b);
-    case IR_OP_Pow: return fl ? cg_math2(c, "pow", a, b) : int_pow(c, k, dt, a, b);
+    case IR_OP_Div: return fl ? LLVMBuildFDiv(c->b, a, b, "") : int_div(c, err, dt, a, b);
+    case IR_OP_Pow: return fl ? cg_math2(c, "pow", a, b) : int_pow(c, err, dt, a, b);
     case IR_OP_Maximum:
         if (fl) return cg_math2(c, "maximum", a, b);
         return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, is_unsigned(dt) ? LLVMIntUGT : LLVMIntSGT, a, b, ""), a, b, "");
@@ -210,7 +208,7 @@ static LLVMValueRef compute(cg_ctx *c, cg_kernel *k, LLVMValueRef *x)
     case IR_OP_Where:
         return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntNE, a, LLVMConstInt(c->t_i8, 0, 0), ""), x[1], x[2], "");
     case IR_OP_Cast: {
-        kiln_dtype to = k->out[0].type->dtype;
+        kiln_dtype to = out_dt;
         LLVMTypeRef tt = cg_compute_type(c, to);
         if (fl) {
             if (ir_dtype_is_float(to)) {
@@ -239,10 +237,161 @@ static LLVMValueRef compute(cg_ctx *c, cg_kernel *k, LLVMValueRef *x)
     }
 }
 
-static int lower_elementwise(cg_ctx *c, cg_kernel *k)
+/* ---- expressions: one node, or the members of a fused kernel ---- */
+
+typedef struct {
+    const kiln_graph *g;
+    int nmembers;
+    const int *members;     /* node indices, the root last */
+    int root;               /* node index of the root */
+    int head;               /* member whose value is the output's current contents, or -1 */
+    int nleaves;
+    const kiln_value *leaves;
+    const ir_type *leaf_type[CG_MAX_LEAVES];
+    bool leaf_used[CG_MAX_LEAVES];
+    int single; /* members[] of a single node */
+} ew_expr;
+
+static void expr_init(ew_expr *e, const cg_kernel *k, int head)
 {
+    memset(e, 0, sizeof *e);
+    e->g = k->graph;
+    e->head = head;
+    if (k->group) {
+        e->nmembers = k->group->nmembers;
+        e->members = k->group->members;
+        e->nleaves = k->group->nleaves;
+        e->leaves = k->group->leaves;
+        e->root = e->members[e->nmembers - 1];
+    } else {
+        /* a single node: the node is the only member, its inputs the leaves */
+        e->root = (int)(k->node - e->g->nodes);
+        e->single = e->root;
+        e->nmembers = 1;
+        e->members = &e->single;
+        e->nleaves = k->node->ninputs;
+        e->leaves = k->node->inputs;
+    }
+    for (int i = 0; i < e->nleaves; i++) e->leaf_type[i] = ir_value_type(e->g, e->leaves[i]);
+    /* the head's own inputs are not read by the expression */
+    for (int m = 0; m < e->nmembers; m++) {
+        if (e->members[m] == head) continue;
+        const ir_node *n = &e->g->nodes[e->members[m]];
+        for (int t = 0; t < n->ninputs; t++)
+            for (int i = 0; i < e->nleaves; i++)
+                if (e->leaves[i].node == n->inputs[t].node && e->leaves[i].index == n->inputs[t].index) e->leaf_used[i] = true;
+    }
+}
+
+static int member_index(const ew_expr *e, int node)
+{
+    for (int m = 0; m < e->nmembers; m++)
+        if (e->members[m] == node) return m;
+    return -1;
+}
+
+/* Rounds a value to its dtype's precision: a fused kernel keeps f16 and
+ * bf16 intermediates in f32 registers, but must give what the unfused
+ * nodes would, which store them. */
+static LLVMValueRef round_to(cg_ctx *c, kiln_dtype dt, LLVMValueRef v)
+{
+    if (dt == KILN_F16) return LLVMBuildFPExt(c->b, LLVMBuildFPTrunc(c->b, v, c->t_f16, ""), c->t_f32, "");
+    if (dt == KILN_BF16) {
+        /* round the f32 to its top 16 bits, ties to even; NaN stays NaN */
+        LLVMValueRef u = LLVMBuildBitCast(c->b, v, c->t_i32, "");
+        LLVMValueRef lsb = LLVMBuildAnd(c->b, LLVMBuildLShr(c->b, u, cg_i32(c, 16), ""), cg_i32(c, 1), "");
+        LLVMValueRef r = LLVMBuildAdd(c->b, u, LLVMBuildAdd(c->b, cg_i32(c, 0x7fff), lsb, ""), "");
+        r = LLVMBuildAnd(c->b, r, cg_i32(c, (int32_t)0xffff0000u), "");
+        LLVMValueRef isnan = LLVMBuildFCmp(c->b, LLVMRealUNO, v, v, "");
+        return LLVMBuildSelect(c->b, isnan, v, LLVMBuildBitCast(c->b, r, c->t_f32, ""), "");
+    }
+    return v;
+}
+
+/* Emits the value of the root at one element: leaf values come from
+ * leaf_val (NULL for unused leaves), the head's from head_val. */
+static LLVMValueRef expr_eval(cg_ctx *c, const ew_expr *e, LLVMValueRef *leaf_val, LLVMValueRef head_val, LLVMValueRef err)
+{
+    LLVMValueRef val[64];
+    for (int m = 0; m < e->nmembers; m++) {
+        const ir_node *n = &e->g->nodes[e->members[m]];
+        if (e->members[m] == e->head) {
+            val[m] = head_val;
+            continue;
+        }
+        LLVMValueRef x[8];
+        for (int t = 0; t < n->ninputs && t < 8; t++) {
+            int src = member_index(e, n->inputs[t].node);
+            if (src >= 0) {
+                x[t] = val[src];
+                continue;
+            }
+            for (int i = 0; i < e->nleaves; i++)
+                if (e->leaves[i].node == n->inputs[t].node && e->leaves[i].index == n->inputs[t].index) x[t] = leaf_val[i];
+        }
+        kiln_dtype in_dt = ir_value_type(e->g, n->inputs[0])->dtype;
+        kiln_dtype out_dt = n->outputs[0].dtype;
+        /* Where's dtype is its second input's */
+        val[m] = compute(c, n, n->op == IR_OP_Where ? ir_value_type(e->g, n->inputs[1])->dtype : in_dt, out_dt, err, x);
+        if (!val[m]) return NULL;
+        if (m != e->nmembers - 1) val[m] = round_to(c, out_dt, val[m]);
+    }
+    return val[e->nmembers - 1];
+}
+
+/* Emits, at the builder, the loop over output elements [from, to) of the
+ * coalesced layout L for rows starting at `row` ... : computes and stores
+ * the root for output offsets out_base + j. */
+static int emit_row(cg_ctx *c, const ew_expr *e, const ew_layout *L, const cg_operand *leaf_ops, LLVMValueRef out_ptr,
+                    const ir_type *out_type, LLVMValueRef row, LLVMValueRef from, LLVMValueRef to, LLVMValueRef err)
+{
+    int r = L->rank;
+    int64_t inner = L->dims[r - 1];
+    LLVMValueRef base[CG_MAX_LEAVES];
+    for (int i = 0; i < e->nleaves; i++) base[i] = cg_i64(c, 0);
+    LLVMValueRef rem = row;
+    for (int d = r - 2; d >= 0; d--) {
+        LLVMValueRef idx = LLVMBuildSRem(c->b, rem, cg_i64(c, L->dims[d]), "");
+        rem = LLVMBuildSDiv(c->b, rem, cg_i64(c, L->dims[d]), "");
+        for (int i = 0; i < e->nleaves; i++)
+            if (e->leaf_used[i] && L->strides[i][d])
+                base[i] = LLVMBuildAdd(c->b, base[i], LLVMBuildMul(c->b, idx, cg_i64(c, L->strides[i][d]), ""), "");
+    }
+    LLVMValueRef out_base = LLVMBuildMul(c->b, row, cg_i64(c, inner), "");
+    cg_loop j;
+    cg_loop_begin(c, &j, from, to, "j");
+    LLVMValueRef x[CG_MAX_LEAVES] = {0};
+    for (int i = 0; i < e->nleaves; i++) {
+        if (!e->leaf_used[i]) continue;
+        int64_t st = L->strides[i][r - 1];
+        LLVMValueRef off = st == 0 ? base[i] : LLVMBuildAdd(c->b, base[i], st == 1 ? j.i : LLVMBuildMul(c->b, j.i, cg_i64(c, st), ""), "");
+        x[i] = cg_load_elem(c, e->leaf_type[i]->dtype, leaf_ops[i].ptr, off);
+    }
+    LLVMValueRef at = LLVMBuildAdd(c->b, out_base, j.i, "");
+    LLVMValueRef head = e->head >= 0 ? cg_load_elem(c, out_type->dtype, out_ptr, at) : NULL;
+    LLVMValueRef y = expr_eval(c, e, x, head, err);
+    if (!y) return -1;
+    cg_store_elem(c, out_type->dtype, out_ptr, at, y);
+    cg_loop_end(c, &j);
+    return 0;
+}
+
+static void expr_layout(const ew_expr *e, const ir_type *out, ew_layout *L)
+{
+    /* unused leaves (a head's inputs) take part as broadcast scalars */
+    static const ir_type scalar = {.dtype = KILN_F32, .rank = 0};
+    const ir_type *types[CG_MAX_LEAVES];
+    for (int i = 0; i < e->nleaves; i++) types[i] = e->leaf_used[i] ? e->leaf_type[i] : &scalar;
+    layout(out, types, e->nleaves, L);
+}
+
+static int lower_expr(cg_ctx *c, cg_kernel *k)
+{
+    ew_expr e;
+    expr_init(&e, k, -1);
+    const ir_type *out = k->out[0].type;
     ew_layout L;
-    layout(k, &L);
+    expr_layout(&e, out, &L);
     int r = L.rank;
     int64_t inner = L.dims[r - 1];
     int64_t rows = 1;
@@ -255,40 +404,74 @@ static int lower_elementwise(cg_ctx *c, cg_kernel *k)
     }
     k->work = rows * nchunks;
     k->grain = 32768 / chunk > 0 ? 32768 / chunk : 1;
-
     cg_loop w;
     cg_loop_begin(c, &w, k->begin, k->end, "w");
     LLVMValueRef row = LLVMBuildSDiv(c->b, w.i, cg_i64(c, nchunks), "");
     LLVMValueRef ch = LLVMBuildSRem(c->b, w.i, cg_i64(c, nchunks), "");
-    /* base offsets of the row for each input */
-    LLVMValueRef base[IR_ITER_MAX];
-    for (int i = 0; i < k->ninputs; i++) base[i] = cg_i64(c, 0);
-    LLVMValueRef rem = row;
-    for (int d = r - 2; d >= 0; d--) {
-        LLVMValueRef idx = LLVMBuildSRem(c->b, rem, cg_i64(c, L.dims[d]), "");
-        rem = LLVMBuildSDiv(c->b, rem, cg_i64(c, L.dims[d]), "");
-        for (int i = 0; i < k->ninputs; i++)
-            if (L.strides[i][d])
-                base[i] = LLVMBuildAdd(c->b, base[i], LLVMBuildMul(c->b, idx, cg_i64(c, L.strides[i][d]), ""), "");
-    }
-    LLVMValueRef out_base = LLVMBuildMul(c->b, row, cg_i64(c, inner), "");
     LLVMValueRef from = LLVMBuildMul(c->b, ch, cg_i64(c, chunk), "");
     LLVMValueRef to = LLVMBuildAdd(c->b, from, cg_i64(c, chunk), "");
     to = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, to, cg_i64(c, inner), ""), to, cg_i64(c, inner), "");
-    cg_loop j;
-    cg_loop_begin(c, &j, from, to, "j");
-    LLVMValueRef x[IR_ITER_MAX];
-    for (int i = 0; i < k->ninputs; i++) {
-        int64_t s = L.strides[i][r - 1];
-        LLVMValueRef off = s == 0 ? base[i] : LLVMBuildAdd(c->b, base[i], s == 1 ? j.i : LLVMBuildMul(c->b, j.i, cg_i64(c, s), ""), "");
-        x[i] = cg_load_elem(c, k->in[i].type->dtype, k->in[i].ptr, off);
-    }
-    LLVMValueRef y = compute(c, k, x);
-    if (!y) return cg_error(c, k, KILN_ERR_INTERNAL, "no elementwise lowering");
-    cg_store_elem(c, k->out[0].type->dtype, k->out[0].ptr, LLVMBuildAdd(c->b, out_base, j.i, ""), y);
-    cg_loop_end(c, &j);
+    if (emit_row(c, &e, &L, k->in, k->out[0].ptr, out, row, from, to, k->err))
+        return cg_error(c, k, KILN_ERR_INTERNAL, "no elementwise lowering");
     cg_loop_end(c, &w);
     return 0;
+}
+
+static int lower_elementwise(cg_ctx *c, cg_kernel *k) { return lower_expr(c, k); }
+
+int cg_lower_group(cg_ctx *c, cg_kernel *k) { return lower_expr(c, k); }
+
+LLVMValueRef cg_emit_epilogue(cg_ctx *c, cg_kernel *k, int head)
+{
+    ew_expr e;
+    expr_init(&e, k, head);
+    const ir_type *out = k->out[0].type;
+    ew_layout L;
+    expr_layout(&e, out, &L);
+    int r = L.rank;
+    int64_t inner = L.dims[r - 1];
+    LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
+    LLVMTypeRef params[3] = {c->t_ptr, c->t_i64, c->t_i64};
+    LLVMTypeRef ft = LLVMFunctionType(c->t_void, params, 3, 0);
+    char name[64];
+    snprintf(name, sizeof name, "kiln_epilogue_%d", c->kernel_index);
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, ft);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+    LLVMValueRef args = LLVMGetParam(fn, 0), off = LLVMGetParam(fn, 1), cnt = LLVMGetParam(fn, 2);
+    /* the operands, as the kernel has them: leaves, outputs, error slot */
+    cg_operand ops[CG_MAX_LEAVES + 2];
+    for (int i = 0; i <= e.nleaves + 1; i++) {
+        LLVMValueRef idx = cg_i64(c, i);
+        ops[i].ptr = LLVMBuildLoad2(c->b, c->t_ptr, LLVMBuildGEP2(c->b, c->t_ptr, args, &idx, 1, ""), "");
+        ops[i].type = NULL;
+    }
+    LLVMValueRef out_ptr = ops[e.nleaves].ptr, err = ops[e.nleaves + 1].ptr;
+    /* walk [off, off + cnt) as pieces of rows of the innermost dim */
+    LLVMValueRef end = LLVMBuildAdd(c->b, off, cnt, "");
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+    LLVMBasicBlockRef head_bb = LLVMAppendBasicBlockInContext(c->ctx, fn, "piece");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, fn, "body");
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, fn, "exit");
+    LLVMBuildBr(c->b, head_bb);
+    LLVMPositionBuilderAtEnd(c->b, head_bb);
+    LLVMValueRef f = LLVMBuildPhi(c->b, c->t_i64, "f");
+    LLVMAddIncoming(f, &off, &pre, 1);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, f, end, ""), body, exit);
+    LLVMPositionBuilderAtEnd(c->b, body);
+    LLVMValueRef row = LLVMBuildSDiv(c->b, f, cg_i64(c, inner), "");
+    LLVMValueRef col = LLVMBuildSRem(c->b, f, cg_i64(c, inner), "");
+    LLVMValueRef row_end = LLVMBuildMul(c->b, LLVMBuildAdd(c->b, row, cg_i64(c, 1), ""), cg_i64(c, inner), "");
+    LLVMValueRef stop = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, row_end, end, ""), row_end, end, "");
+    LLVMValueRef to = LLVMBuildAdd(c->b, col, LLVMBuildSub(c->b, stop, f, ""), "");
+    if (emit_row(c, &e, &L, ops, out_ptr, out, row, col, to, err)) return NULL;
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMAddIncoming(f, &stop, &latch, 1);
+    LLVMBuildBr(c->b, head_bb);
+    LLVMPositionBuilderAtEnd(c->b, exit);
+    LLVMBuildRetVoid(c->b);
+    LLVMPositionBuilderAtEnd(c->b, saved);
+    return fn;
 }
 
 /* Assign(var, value): copies value into the variable and into the output. */

@@ -51,7 +51,7 @@ int cg_plan_memory(const cg_spec *s, cg_plan *p, kiln_status *status)
     int nn = g->nnodes;
     lifetime *lt = NULL;
     span *spans = NULL;
-    int *first_kernel = NULL, *last_use = NULL, *fetch_count = NULL;
+    int *first_kernel = NULL, *last_use = NULL, *fetch_count = NULL, *kidx_of = NULL;
     p->base = ir_malloc(sizeof(int) * ((size_t)nn + 1));
     p->kernels = ir_malloc(sizeof(int) * ((size_t)nn + 1));
     p->copy_src = ir_malloc(sizeof(int) * ((size_t)s->noutputs + 1));
@@ -68,6 +68,16 @@ int cg_plan_memory(const cg_spec *s, cg_plan *p, kiln_status *status)
     spans = ir_malloc(sizeof(span) * ((size_t)p->nvalues + 1));
     if (!p->loc || !first_kernel || !last_use || !fetch_count || !lt || !spans) goto oom;
 
+    /* Kernels: every node that runs, except members of a fused kernel. */
+    kidx_of = ir_malloc(sizeof(int) * ((size_t)nn + 1));
+    if (!kidx_of) goto oom;
+    for (int i = 0; i < nn; i++) {
+        kidx_of[i] = -1;
+        if (ir_op_def(g->nodes[i].op)->flags & IR_OPF_SOURCE) continue;
+        if (g->kernel_of && g->kernel_of[i] >= 0 && g->kernel_of[i] != i) continue;
+        kidx_of[i] = p->nkernels;
+        p->kernels[p->nkernels++] = i;
+    }
     for (int i = 0; i < nn; i++) {
         const ir_node *n = &g->nodes[i];
         for (int k = 0; k < n->noutputs; k++) {
@@ -87,10 +97,17 @@ int cg_plan_memory(const cg_spec *s, cg_plan *p, kiln_status *status)
             p->loc[p->base[i]].kind = CG_LOC_CONST;
             p->loc[p->base[i]].index = i;
         } else {
-            int kidx = p->nkernels++;
-            p->kernels[kidx] = i;
-            for (int k = 0; k < n->noutputs; k++) first_kernel[p->base[i] + k] = kidx;
-            for (int k = 0; k < n->ninputs; k++) last_use[p->base[n->inputs[k].node] + n->inputs[k].index] = kidx;
+            /* A member of a fused kernel runs as part of its root: its
+             * inputs are read by the root's kernel and its outputs never
+             * reach memory. */
+            int root = g->kernel_of && g->kernel_of[i] >= 0 ? g->kernel_of[i] : i;
+            int kidx = kidx_of[root];
+            if (root == i)
+                for (int k = 0; k < n->noutputs; k++) first_kernel[p->base[i] + k] = kidx;
+            for (int k = 0; k < n->ninputs; k++) {
+                int v = p->base[n->inputs[k].node] + n->inputs[k].index;
+                if (kidx > last_use[v]) last_use[v] = kidx;
+            }
         }
     }
     /* Fetched values: produced in place when a kernel makes them and they
@@ -136,8 +153,10 @@ int cg_plan_memory(const cg_spec *s, cg_plan *p, kiln_status *status)
     ir_free(first_kernel);
     ir_free(last_use);
     ir_free(fetch_count);
+    ir_free(kidx_of);
     return KILN_OK;
 oom:
+    ir_free(kidx_of);
     ir_free(lt);
     ir_free(spans);
     ir_free(first_kernel);

@@ -17,6 +17,7 @@ void cg_spec_free(cg_spec *s)
     ir_free(s->var_src);
     ir_free(s->var_node);
     ir_free(s->var_slot);
+    ir_free(s->src_node);
     memset(s, 0, sizeof *s);
 }
 
@@ -116,7 +117,11 @@ int cg_specialize(const kiln_graph *src, const cg_signature *sig, cg_spec *s, ki
 
     s->var_slot = ir_malloc(sizeof(int) * ((size_t)s->g->nnodes + 1));
     s->var_node = ir_malloc(sizeof(int) * ((size_t)s->nvars + 1));
-    if (!s->var_slot || !s->var_node) goto oom;
+    s->src_node = ir_malloc(sizeof(int) * ((size_t)s->g->nnodes + 1));
+    if (!s->var_slot || !s->var_node || !s->src_node) goto oom;
+    for (int i = 0; i < s->g->nnodes; i++) s->src_node[i] = -1;
+    for (int i = 0; i < nn; i++)
+        if (map_base[i] >= 0) s->src_node[map_base[i]] = i;
     for (int i = 0; i < s->g->nnodes; i++) s->var_slot[i] = -1;
     for (int k = 0; k < s->nvars; k++) {
         s->var_node[k] = map_base[s->var_src[k]];
@@ -183,6 +188,17 @@ int cg_optimize(cg_spec *s, const cg_options *o, kiln_status *status)
             }
             ir_free(s->var_slot);
             s->var_slot = slot;
+            /* nodes keep their source node; nodes the passes made have none */
+            int *src = ir_malloc(sizeof(int) * ((size_t)g->nnodes + 1));
+            if (!src) {
+                rc = ir_set_status(status, KILN_ERR_OUT_OF_MEMORY, "compile: out of memory");
+            } else {
+                for (int i = 0; i < g->nnodes; i++) src[i] = -1;
+                for (int i = 0; i < cx.remap_size; i++)
+                    if (cx.remap[i] >= 0) src[cx.remap[i]] = s->src_node[i];
+                ir_free(s->src_node);
+                s->src_node = src;
+            }
         }
     }
     pass_context_clear(&cx);

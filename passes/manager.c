@@ -8,6 +8,7 @@
 
 static const pass_def passes[] = {
     {"dce", pass_dce, "dead-code elimination: drops nodes no declared output needs"},
+    {"fuse", pass_fuse, "fusion: groups elementwise trees, and MatMul/Gemm with their elementwise epilogues, into single kernels"},
     {"cse", pass_cse, "common-subexpression elimination: merges nodes with the same op, inputs and attributes"},
 };
 
@@ -24,7 +25,7 @@ const pass_def *pass_find(const char *name)
     return NULL;
 }
 
-const char *pass_default_pipeline(void) { return "dce,cse,dce"; }
+const char *pass_default_pipeline(void) { return "dce,cse,dce,fuse"; }
 
 void pass_context_init(pass_context *cx, kiln_status *status)
 {

@@ -61,5 +61,6 @@ int pass_compact(kiln_graph *g, pass_context *cx);
 /* The passes. */
 int pass_dce(kiln_graph *g, pass_context *cx, bool *changed);
 int pass_cse(kiln_graph *g, pass_context *cx, bool *changed);
+int pass_fuse(kiln_graph *g, pass_context *cx, bool *changed);
 
 #endif

@@ -192,8 +192,8 @@ int rt_compiled_run(kiln_session *s, const rt_run_request *r, kiln_status *statu
     if (p->writes_vars) pthread_rwlock_wrlock(&s->vars_lock);
     else pthread_rwlock_rdlock(&s->vars_lock);
     for (int k = 0; k < p->nvars; k++) vars[k] = s->vars[p->var_nodes[k]]->data;
-    cg_rt rt = {rt_pool_parallel_for, s->pool};
-    int32_t code = p->entry(in, out, vars, arena, s->pool ? &rt : NULL);
+    cg_rt rt = {rt_pool_parallel_for, s->pool, atomic_fetch_add(&s->runs, 1)};
+    int32_t code = p->entry(in, out, vars, arena, &rt);
     pthread_rwlock_unlock(&s->vars_lock);
     if (code != 0) rc = cg_program_error(p, code, status);
     else ir_status_ok(status);

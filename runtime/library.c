@@ -215,8 +215,8 @@ int rt_library_run(kiln_session *s, const rt_run_request *r, kiln_status *status
     if (!(arena = take_arena(s))) goto oom;
     pthread_rwlock_rdlock(&s->vars_lock);
     for (int k = 0; k < d->nvariables; k++) vars[k] = s->vars[k]->data;
-    cg_rt rt = {rt_pool_parallel_for, s->pool};
-    int32_t code = d->entry(in, out, vars, arena, s->pool ? &rt : NULL);
+    cg_rt rt = {rt_pool_parallel_for, s->pool, atomic_fetch_add(&s->runs, 1)};
+    int32_t code = d->entry(in, out, vars, arena, &rt);
     pthread_rwlock_unlock(&s->vars_lock);
     give_arena(s, arena);
     if (code != 0) {

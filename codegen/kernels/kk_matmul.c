@@ -179,6 +179,7 @@ void kk_matmul(int32_t dtype, const void *a, const void *b, void *y, const void 
                int64_t n, int64_t k, int64_t a_rs, int64_t a_cs, int64_t b_rs, int64_t b_cs,
                int64_t batch_rank, const int64_t *batch_dims, const int64_t *a_bs, const int64_t *b_bs,
                const int64_t *c_bs, int64_t c_rs, int64_t c_cs, double alpha, double beta,
+               void (*epi)(void *ctx, int64_t offset, int64_t count), void *epi_ctx,
                int64_t begin, int64_t end)
 {
     kk_mm p = {m, n, k, a_rs, a_cs, b_rs, b_cs, 0, batch_rank, batch_dims, a_bs, b_bs, c_bs, c_rs, c_cs, alpha, beta};
@@ -195,5 +196,6 @@ void kk_matmul(int32_t dtype, const void *a, const void *b, void *y, const void 
         if (dtype == KK_F32) gemm_f32(&p, (const float *)ab, (const float *)bb, (float *)yb, (const float *)cb, r0, r1);
         else if (dtype == KK_F64) gemm_f64(&p, (const double *)ab, (const double *)bb, (double *)yb, (const double *)cb, r0, r1);
         else gemm_slow(dtype, &p, ab, bb, yb, cb, r0, r1);
+        if (epi) epi(epi_ctx, (bi * m + r0) * n, (r1 - r0) * n);
     }
 }
