@@ -99,7 +99,7 @@ $(KERNEL_BC): $(KERNEL_SRC:codegen/kernels/%.c=$(BUILD)/kernels/%.bc)
 
 $(BUILD)/obj/tests/%.o: tests/%.c $(wildcard tests/common/*.h tests/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -DKILN_BUILD_DIR='"$(abspath $(BUILD))"' -c $< -o $@
+	$(CC) $(CFLAGS) $(LLVM_CFLAGS) -Itests -DKILN_BUILD_DIR='"$(abspath $(BUILD))"' -c $< -o $@
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL_OBJ) $(LIB)
 	@mkdir -p $(dir $@)

@@ -121,6 +121,7 @@ LLVMValueRef cg_run_counter(cg_ctx *c, cg_kernel *k);
 /* Fused kernels (lower_elementwise.c, lower_matmul.c). */
 int cg_lower_group(cg_ctx *c, cg_kernel *k);
 int cg_lower_matmul_group(cg_ctx *c, cg_kernel *k);
+int cg_lower_conv_group(cg_ctx *c, cg_kernel *k);
 /* Emits `void epi(ptr args, i64 offset, i64 count)`: applies the group's
  * elementwise members to elements [offset, offset + count) of the root's
  * output, in place; `head` is the member whose value is the output's current

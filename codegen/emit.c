@@ -299,12 +299,13 @@ static int emit_kernel(cg_ctx *c, const cg_spec *s, const cg_plan *p, int kidx, 
                        int64_t *work, int64_t *grain, LLVMValueRef *fn_out)
 {
     const ir_node *n = &s->g->nodes[p->kernels[kidx]];
-    bool fused = gr->nmembers > 1, has_head = false;
+    bool fused = gr->nmembers > 1, product = false, conv = false;
     for (int m = 0; fused && m < gr->nmembers; m++) {
         ir_op op = s->g->nodes[gr->members[m]].op;
-        has_head |= op == IR_OP_MatMul || op == IR_OP_Gemm;
+        product |= op == IR_OP_MatMul || op == IR_OP_Gemm;
+        conv |= op == IR_OP_Conv2D;
     }
-    cg_lower_fn lower = fused ? (has_head ? cg_lower_matmul_group : cg_lower_group) : cg_lowering(n->op);
+    cg_lower_fn lower = !fused ? cg_lowering(n->op) : product ? cg_lower_matmul_group : conv ? cg_lower_conv_group : cg_lower_group;
     LLVMTypeRef params[3] = {c->t_ptr, c->t_i64, c->t_i64};
     LLVMTypeRef ft = LLVMFunctionType(c->t_void, params, 3, 0);
     char name[64];

@@ -4,6 +4,8 @@
  * size, stride, pad and dilation is a constant and LLVM specializes the
  * loops. The attribute defaults and meanings follow ir/ops/conv.c and
  * ir/ops/pool.c (the reference kernels). */
+#include <stdio.h>
+
 #include "cg_internal.h"
 #include "kernels/kk_conv.h"
 
@@ -77,8 +79,19 @@ static void conv_geom(const cg_kernel *k, int64_t *g)
     g[KKG_BIAS] = k->ninputs > 2;
 }
 
-static void emit_conv_call(cg_ctx *c, cg_kernel *k, const char *fn, const int64_t *g)
+static void emit_conv_call(cg_ctx *c, cg_kernel *k, const char *fn, const int64_t *g,
+                           LLVMValueRef epi, LLVMValueRef ctx)
 {
+    if (epi) {
+        char name[64];
+        snprintf(name, sizeof name, "%s_epi", fn);
+        LLVMValueRef args[9] = {
+            k->in[0].ptr, k->in[1].ptr, k->ninputs > 2 ? k->in[2].ptr : LLVMConstNull(c->t_ptr),
+            k->out[0].ptr, cg_const_i64s(c, g, KKG_COUNT), epi, ctx, k->begin, k->end,
+        };
+        cg_call_void(c, name, args, 9);
+        return;
+    }
     LLVMValueRef args[7] = {
         k->in[0].ptr, k->in[1].ptr, k->ninputs > 2 ? k->in[2].ptr : LLVMConstNull(c->t_ptr),
         k->out[0].ptr, cg_const_i64s(c, g, KKG_COUNT), k->begin, k->end,
@@ -86,7 +99,45 @@ static void emit_conv_call(cg_ctx *c, cg_kernel *k, const char *fn, const int64_
     cg_call_void(c, fn, args, 7);
 }
 
-int cg_lower_Conv2D(cg_ctx *c, cg_kernel *k)
+static int lower_conv2d(cg_ctx *c, cg_kernel *k, LLVMValueRef epi, LLVMValueRef ctx);
+
+int cg_lower_Conv2D(cg_ctx *c, cg_kernel *k) { return lower_conv2d(c, k, NULL, NULL); }
+
+/* A Conv2D head with an elementwise epilogue (passes/fuse.c): the
+ * convolution writes the group's output and the epilogue rewrites each run
+ * of it as soon as a work item has finished it. */
+int cg_lower_conv_group(cg_ctx *c, cg_kernel *k)
+{
+    const cg_group *gr = k->group;
+    int head = -1;
+    for (int m = 0; m < gr->nmembers && head < 0; m++)
+        if (k->graph->nodes[gr->members[m]].op == IR_OP_Conv2D) head = gr->members[m];
+    if (head < 0) return cg_error(c, k, KILN_ERR_INTERNAL, "fused convolution without a convolution");
+    const ir_node *n = &k->graph->nodes[head];
+    cg_operand ops[4];
+    for (int t = 0; t < n->ninputs && t < 3; t++) {
+        ops[t].ptr = NULL;
+        ops[t].type = ir_value_type(k->graph, n->inputs[t]);
+        for (int i = 0; i < gr->nleaves; i++)
+            if (gr->leaves[i].node == n->inputs[t].node && gr->leaves[i].index == n->inputs[t].index) ops[t].ptr = k->in[i].ptr;
+        if (!ops[t].ptr) return cg_error(c, k, KILN_ERR_INTERNAL, "fused convolution without its operands");
+    }
+    ops[3] = k->out[0];
+    LLVMValueRef epi = cg_emit_epilogue(c, k, head);
+    if (!epi) return cg_error(c, k, KILN_ERR_INTERNAL, "cannot emit the epilogue");
+    cg_kernel hk = *k;
+    hk.node = n;
+    hk.group = NULL;
+    hk.ninputs = n->ninputs;
+    hk.in = ops;
+    hk.out = &ops[3];
+    int rc = lower_conv2d(c, &hk, epi, k->args);
+    k->work = hk.work;
+    k->grain = hk.grain;
+    return rc;
+}
+
+static int lower_conv2d(cg_ctx *c, cg_kernel *k, LLVMValueRef epi, LLVMValueRef ctx)
 {
     if (check_float(c, k)) return -1;
     int64_t g[KKG_COUNT];
@@ -101,11 +152,11 @@ int cg_lower_Conv2D(cg_ctx *c, cg_kernel *k)
         int64_t P = g[KKG_H] * g[KKG_W], npc = (P + KK_CONV_PIX - 1) / KK_CONV_PIX;
         k->work = g[KKG_N] * G * nmb * npc;
         k->grain = grain_for(KK_CONV_MB * (P < KK_CONV_PIX ? P : KK_CONV_PIX) * (Cg ? Cg : 1));
-        emit_conv_call(c, k, "kk_conv2d_1x1", g);
+        emit_conv_call(c, k, "kk_conv2d_1x1", g, epi, ctx);
     } else {
         k->work = g[KKG_N] * G * nmb * g[KKG_OH];
         k->grain = grain_for(KK_CONV_MB * g[KKG_OW] * (taps ? taps : 1));
-        emit_conv_call(c, k, "kk_conv2d", g);
+        emit_conv_call(c, k, "kk_conv2d", g, epi, ctx);
     }
     return 0;
 }
@@ -121,7 +172,7 @@ int cg_lower_ConvTranspose2D(cg_ctx *c, cg_kernel *k)
     k->work = g[KKG_N] * g[KKG_M] * g[KKG_OH];
     /* each output row gathers about Cg * KH * KW * W / (SH * SW) products */
     k->grain = grain_for(Cg * g[KKG_KW] * g[KKG_W] * (g[KKG_KH] / g[KKG_SH] + 1) + g[KKG_OW]);
-    emit_conv_call(c, k, "kk_conv_transpose2d", g);
+    emit_conv_call(c, k, "kk_conv_transpose2d", g, NULL, NULL);
     return 0;
 }
 

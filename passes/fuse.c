@@ -5,10 +5,10 @@
  *    elementwise node roots a kernel and absorbs the elementwise producers
  *    of its inputs whose every use is inside the kernel (any fan-in; a
  *    value used outside stays materialized and roots its own kernel).
- *  - Epilogues: a MatMul or Gemm (f32 or f64) whose only use is such a
- *    kernel joins it as its head when the kernel's result has the product's
- *    shape and dtype: bias adds, activations, residual adds and clips then
- *    run on each block of the product as it is finished.
+ *  - Epilogues: a MatMul, Gemm or Conv2D (f32 or f64) whose only use is
+ *    such a kernel joins it as its head when the kernel's result has the
+ *    head's shape and dtype: bias adds, activations, residual adds and clips
+ *    then run on each block of the output as it is finished.
  *
  * The pass only annotates (g->kernel_of); the graph's nodes stay as they
  * are, so the text form shows each node with the kernel it belongs to. It
@@ -24,7 +24,7 @@ static bool is_elementwise(const ir_node *n) { return (ir_op_def(n->op)->flags &
 
 static bool is_head(const kiln_graph *g, const ir_node *n)
 {
-    if (n->op != IR_OP_MatMul && n->op != IR_OP_Gemm) return false;
+    if (n->op != IR_OP_MatMul && n->op != IR_OP_Gemm && n->op != IR_OP_Conv2D) return false;
     kiln_dtype dt = n->outputs[0].dtype;
     (void)g;
     return dt == KILN_F32 || dt == KILN_F64;

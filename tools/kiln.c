@@ -687,11 +687,12 @@ static int cmd_info(int argc, char **argv)
     cg_spec spec;
     cg_plan plan;
     kiln_status *st = kiln_status_new();
+    cg_options co = {.opt_level = 2};
     if (cg_specialize(g, &sig, &spec, st) == KILN_OK) {
-        if (cg_plan_memory(&spec, &plan, st) == KILN_OK) {
+        if (cg_optimize(&spec, &co, st) == KILN_OK && cg_plan_memory(&spec, &plan, st) == KILN_OK) {
             double flops = 0;
-            for (int k = 0; k < plan.nkernels; k++) flops += node_flops(spec.g, &spec.g->nodes[plan.kernels[k]]);
-            printf("compiled for inputs with symbolic dims = %d:\n", dim);
+            for (int i = 0; i < spec.g->nnodes; i++) flops += node_flops(spec.g, &spec.g->nodes[i]);
+            printf("compiled (default passes) for inputs with symbolic dims = %d:\n", dim);
             printf("  arena bytes: %zu\n  kernels: %d\n  FLOPs per run: %.4g\n", plan.arena_size, plan.nkernels, flops);
             cg_plan_free(&plan);
         } else {

@@ -282,6 +282,44 @@ __attribute__((always_inline)) void kk_conv2d_1x1(const void *x, const void *w, 
     else conv1x1_f(x, w, b, y, geom, begin, end);
 }
 
+/* The work items decode as in conv and conv1x1 above. */
+__attribute__((always_inline)) void kk_conv2d_epi(const void *x, const void *w, const void *b,
+                                                  void *y, const int64_t *geom,
+                                                  void (*epi)(void *, int64_t, int64_t), void *ctx,
+                                                  int64_t begin, int64_t end)
+{
+    const int64_t G = geom[KKG_G], M = geom[KKG_M], OH = geom[KKG_OH], OW = geom[KKG_OW];
+    const int64_t Mg = M / G, nmb = (Mg + MB - 1) / MB;
+    for (int64_t it = begin; it < end; it++) {
+        kk_conv2d(x, w, b, y, geom, it, it + 1);
+        int64_t oh = it % OH, t = it / OH;
+        int64_t mbi = t % nmb;
+        t /= nmb;
+        int64_t grp = t % G, n = t / G;
+        int64_t m0 = grp * Mg + mbi * MB, cnt = Mg - mbi * MB < MB ? Mg - mbi * MB : MB;
+        for (int64_t m = m0; m < m0 + cnt; m++) epi(ctx, ((n * M + m) * OH + oh) * OW, OW);
+    }
+}
+
+__attribute__((always_inline)) void kk_conv2d_1x1_epi(const void *x, const void *w, const void *b,
+                                                      void *y, const int64_t *geom,
+                                                      void (*epi)(void *, int64_t, int64_t),
+                                                      void *ctx, int64_t begin, int64_t end)
+{
+    const int64_t G = geom[KKG_G], M = geom[KKG_M], P = geom[KKG_H] * geom[KKG_W];
+    const int64_t Mg = M / G, nmb = (Mg + MB - 1) / MB, npc = (P + KK_CONV_PIX - 1) / KK_CONV_PIX;
+    for (int64_t it = begin; it < end; it++) {
+        kk_conv2d_1x1(x, w, b, y, geom, it, it + 1);
+        int64_t pc = it % npc, t = it / npc;
+        int64_t mbi = t % nmb;
+        t /= nmb;
+        int64_t grp = t % G, n = t / G;
+        int64_t pbeg = pc * KK_CONV_PIX, pend = P < pbeg + KK_CONV_PIX ? P : pbeg + KK_CONV_PIX;
+        int64_t m0 = grp * Mg + mbi * MB, cnt = Mg - mbi * MB < MB ? Mg - mbi * MB : MB;
+        for (int64_t m = m0; m < m0 + cnt; m++) epi(ctx, (n * M + m) * P + pbeg, pend - pbeg);
+    }
+}
+
 __attribute__((always_inline)) void kk_conv_transpose2d(const void *x, const void *w,
                                                         const void *b, void *y,
                                                         const int64_t *geom, int64_t begin,

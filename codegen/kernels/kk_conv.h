@@ -49,4 +49,14 @@ void kk_avg_pool2d(const void *x, void *y, const int64_t *geom, int64_t begin, i
 void kk_global_avg_pool(const void *x, void *y, int64_t dtype, int64_t plane, int64_t begin,
                         int64_t end);
 
+/* kk_conv2d and kk_conv2d_1x1 with a fused epilogue: after each work item,
+ * epi(ctx, first element, count) is called on every contiguous run of the
+ * output the item wrote (one output row, or one pixel chunk, per channel). */
+void kk_conv2d_epi(const void *x, const void *w, const void *b, void *y, const int64_t *geom,
+                   void (*epi)(void *ctx, int64_t offset, int64_t count), void *ctx,
+                   int64_t begin, int64_t end);
+void kk_conv2d_1x1_epi(const void *x, const void *w, const void *b, void *y, const int64_t *geom,
+                       void (*epi)(void *ctx, int64_t offset, int64_t count), void *ctx,
+                       int64_t begin, int64_t end);
+
 #endif

@@ -1,0 +1,190 @@
+/* test_fuse.c -- fusion: how many kernels typical patterns compile to, the
+ * fused graph's text form, what must not fuse, and fused results against the
+ * reference kernels. */
+#include "common/testutil.h"
+
+#include <string.h>
+
+#include "../codegen/cg_internal.h"
+#include "../passes/passes.h"
+
+/* Kernels the compiler makes for g with placeholders fed as declared
+ * (symbolic dims 2) and `outs` fetched, after the default pipeline. */
+static int kernel_count(kiln_graph *g, int nout, const kiln_value *outs)
+{
+    kiln_value in[8];
+    int nin = kiln_graph_inputs(g, in, 8);
+    ir_type types[8];
+    for (int i = 0; i < nin; i++) {
+        types[i] = *ir_value_type(g, in[i]);
+        for (int d = 0; d < types[i].rank; d++)
+            if (types[i].dims[d] < 0) types[i].dims[d] = 2;
+    }
+    cg_signature sig = {nin, in, types, nout, outs, 0, NULL};
+    cg_options o = {.opt_level = 2};
+    cg_spec spec;
+    cg_plan plan;
+    kiln_status *st = kiln_status_new();
+    int n = -1;
+    if (cg_specialize(g, &sig, &spec, st) == KILN_OK) {
+        if (cg_optimize(&spec, &o, st) == KILN_OK && cg_plan_memory(&spec, &plan, st) == KILN_OK) {
+            n = plan.nkernels;
+            cg_plan_free(&plan);
+        }
+        cg_spec_free(&spec);
+    }
+    if (n < 0) fail_msg("%s", kiln_status_message(st));
+    kiln_status_free(st);
+    return n;
+}
+
+static kiln_value constant(kiln_graph *g, int rank, const int64_t *dims, uint64_t seed)
+{
+    kiln_tensor *t = tu_random(KILN_F32, rank, dims, -1, 1, seed);
+    kiln_value v = kiln_constant(g, NULL, t);
+    kiln_tensor_free(t);
+    return v;
+}
+
+static void test_chain_of_ten(void **state)
+{
+    (void)state;
+    kiln_graph *g = kiln_graph_new();
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 2, (int64_t[]){-1, 37});
+    kiln_value b = constant(g, 1, (int64_t[]){37}, 1);
+    kiln_value y = x;
+    const char *ops[10] = {"Tanh", "Sigmoid", "Relu", "Neg", "Abs", "Exp", "Erf", "Softplus", "Gelu", "Identity"};
+    for (int i = 0; i < 10; i++) {
+        y = kiln_op(g, ops[i], &y, 1, NULL);
+        if (i % 3 == 0) y = kiln_add(g, y, b);
+    }
+    assert_int_equal(kernel_count(g, 1, &y), 1);
+    kiln_tensor *t = tu_random(KILN_F32, 2, (int64_t[]){5, 37}, -2, 2, 7);
+    tu_diff(g, 1, &y, 1, &x, &t, 1e-5, 1e-5);
+    kiln_tensor_free(t);
+    kiln_graph_free(g);
+}
+
+static void test_matmul_bias_gelu(void **state)
+{
+    (void)state;
+    kiln_graph *g = kiln_graph_new();
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 2, (int64_t[]){-1, 48});
+    kiln_value y = kiln_gelu(g, kiln_add(g, kiln_matmul(g, x, constant(g, 2, (int64_t[]){48, 40}, 2)),
+                                         constant(g, 1, (int64_t[]){40}, 3)));
+    assert_int_equal(kernel_count(g, 1, &y), 1);
+    kiln_tensor *t = tu_random(KILN_F32, 2, (int64_t[]){70, 48}, -2, 2, 8); /* several row blocks */
+    tu_diff(g, 1, &y, 1, &x, &t, 1e-5, 1e-5);
+    kiln_tensor_free(t);
+    /* with a residual add and a clip, f64 */
+    kiln_graph_free(g);
+    g = kiln_graph_new();
+    x = kiln_placeholder(g, "x", KILN_F64, 2, (int64_t[]){-1, 16});
+    kiln_tensor *w = tu_random(KILN_F64, 2, (int64_t[]){16, 16}, -1, 1, 4);
+    kiln_value mm = kiln_matmul(g, x, kiln_constant(g, "w", w));
+    kiln_tensor_free(w);
+    y = kiln_clip(g, kiln_add(g, mm, x), -1, 1);
+    assert_int_equal(kernel_count(g, 1, &y), 1);
+    t = tu_random(KILN_F64, 2, (int64_t[]){33, 16}, -2, 2, 9);
+    tu_diff(g, 1, &y, 1, &x, &t, 1e-12, 1e-12);
+    kiln_tensor_free(t);
+    kiln_graph_free(g);
+}
+
+static void test_conv_bias_relu(void **state)
+{
+    (void)state;
+    kiln_graph *g = kiln_graph_new();
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 4, (int64_t[]){-1, 3, 9, 11});
+    kiln_conv2d_options o;
+    kiln_conv2d_options_init(&o);
+    o.pads[0] = o.pads[1] = o.pads[2] = o.pads[3] = 1;
+    kiln_value conv = kiln_conv2d(g, x, constant(g, 4, (int64_t[]){10, 3, 3, 3}, 5), constant(g, 1, (int64_t[]){10}, 6), &o);
+    kiln_value y = kiln_relu(g, kiln_add(g, conv, constant(g, 3, (int64_t[]){10, 1, 1}, 7)));
+    assert_int_equal(kernel_count(g, 1, &y), 1);
+    kiln_tensor *t = tu_random(KILN_F32, 4, (int64_t[]){2, 3, 9, 11}, -2, 2, 10);
+    tu_diff(g, 1, &y, 1, &x, &t, 1e-5, 1e-5);
+    kiln_tensor_free(t);
+    kiln_graph_free(g);
+    /* a 1x1 convolution (the GEMM path) with a sigmoid */
+    g = kiln_graph_new();
+    x = kiln_placeholder(g, "x", KILN_F32, 4, (int64_t[]){1, 16, 13, 13});
+    y = kiln_sigmoid(g, kiln_conv2d(g, x, constant(g, 4, (int64_t[]){12, 16, 1, 1}, 11), kiln_value_invalid(), NULL));
+    assert_int_equal(kernel_count(g, 1, &y), 1);
+    t = tu_random(KILN_F32, 4, (int64_t[]){1, 16, 13, 13}, -2, 2, 12);
+    tu_diff(g, 1, &y, 1, &x, &t, 1e-5, 1e-5);
+    kiln_tensor_free(t);
+    kiln_graph_free(g);
+}
+
+static void test_softmax_one_kernel(void **state)
+{
+    (void)state;
+    kiln_graph *g = kiln_graph_new();
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 2, (int64_t[]){4, 10});
+    kiln_value y = kiln_softmax(g, x, -1);
+    assert_int_equal(kernel_count(g, 1, &y), 1);
+    kiln_graph_free(g);
+}
+
+static void test_what_does_not_fuse(void **state)
+{
+    (void)state;
+    /* t = tanh(x) is fetched and used by two kernels: it stays a kernel */
+    kiln_graph *g = kiln_graph_new();
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 1, (int64_t[]){8});
+    kiln_value t = kiln_tanh(g, x);
+    kiln_value a = kiln_exp(g, kiln_neg(g, t));
+    kiln_value b = kiln_sigmoid(g, kiln_abs(g, t));
+    assert_int_equal(kernel_count(g, 3, (kiln_value[]){t, a, b}), 3);
+    /* used twice inside one kernel is fine: x * sigmoid(x) */
+    kiln_value s = kiln_mul(g, t, kiln_sigmoid(g, t));
+    assert_int_equal(kernel_count(g, 1, &s), 1);
+    kiln_tensor *in = tu_random(KILN_F32, 1, (int64_t[]){8}, -2, 2, 13);
+    tu_diff(g, 4, (kiln_value[]){t, a, b, s}, 1, &x, &in, 1e-5, 1e-6);
+    kiln_tensor_free(in);
+    kiln_graph_free(g);
+    /* a MatMul whose result is also fetched keeps its own kernel */
+    g = kiln_graph_new();
+    x = kiln_placeholder(g, "x", KILN_F32, 2, (int64_t[]){4, 4});
+    kiln_value mm = kiln_matmul(g, x, x);
+    kiln_value r = kiln_relu(g, mm);
+    assert_int_equal(kernel_count(g, 2, (kiln_value[]){mm, r}), 2);
+    assert_int_equal(kernel_count(g, 1, &r), 1);
+    kiln_graph_free(g);
+}
+
+static void test_fused_text(void **state)
+{
+    (void)state;
+    kiln_graph *g = kiln_graph_new();
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 1, (int64_t[]){3});
+    kiln_value y = kiln_name(g, kiln_relu(g, kiln_tanh(g, x)), "y");
+    kiln_graph_set_outputs(g, &y, 1);
+    pass_context cx;
+    kiln_status *st = kiln_status_new();
+    pass_context_init(&cx, st);
+    assert_int_equal(pass_run_pipeline(g, "fuse", &cx), KILN_OK);
+    pass_context_clear(&cx);
+    char *text = kiln_graph_to_text(g);
+    assert_string_equal(text,
+                        "%0 = Placeholder() {dtype=f32, shape=[3]} : f32[3]  # x\n"
+                        "%1 = Tanh(%0) : f32[3]  # Tanh_1  [in kernel %2]\n"
+                        "%2 = Relu(%1) : f32[3]  # y  [kernel %2]\n");
+    kiln_free(text);
+    kiln_status_free(st);
+    kiln_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        TU_TEST(test_chain_of_ten),
+        TU_TEST(test_matmul_bias_gelu),
+        TU_TEST(test_conv_bias_relu),
+        TU_TEST(test_softmax_one_kernel),
+        TU_TEST(test_what_does_not_fuse),
+        TU_TEST(test_fused_text),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
