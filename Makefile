@@ -19,7 +19,14 @@ LIB_SRC := $(filter-out $(EXCLUDE),$(wildcard ir/*.c ir/ops/*.c frontend/*.c pas
 PROTO_SRC := frontend/kiln_format.proto
 PROTO_C   := $(PROTO_SRC:%.proto=$(BUILD)/gen/%.pb-c.c)
 PROTO_H   := $(PROTO_C:.c=.h)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(PROTO_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
+# onnx.proto comes from the installed onnx package (Debian's python3-onnx); it
+# is copied into $(BUILD)/gen/onnx/ and compiled there. The repository holds
+# no copy of it.
+ONNX_PROTO_SRC ?= /usr/lib/python3/dist-packages/onnx/onnx.proto
+ONNX_PROTO_C   := $(BUILD)/gen/onnx/onnx.pb-c.c
+ONNX_PROTO_H   := $(BUILD)/gen/onnx/onnx.pb-c.h
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(PROTO_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o) \
+           $(BUILD)/obj/gen/onnx/onnx.pb-c.o
 LIB     := $(BUILD)/libkiln.a
 
 # The kernel library: C compiled to LLVM bitcode, embedded in codegen/kernels.c.
@@ -34,7 +41,7 @@ TEST_UTIL_OBJ := $(TEST_UTIL:%.c=$(BUILD)/obj/%.o)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all deps lib test tests demo examples check-asan check-tsan check-valgrind fuzz-graphs clean help expected format docs
+.PHONY: all deps lib test tests demo onnx-conformance onnx-docs examples check-asan check-tsan check-valgrind fuzz-graphs clean help expected format docs
 all: lib tests examples $(BUILD)/tools/opdoc $(BUILD)/tools/kiln
 
 help:
@@ -46,7 +53,9 @@ help:
 	@echo "make check-valgrind the test suite under valgrind --leak-check=full"
 	@echo "make docs           regenerate docs/ops.md from the op registry"
 	@echo "make fuzz-graphs     compiled vs reference on SEEDS=N random graphs"
+	@echo "make bench          benchmarks against OpenBLAS and -O0 (see docs/benchmarks.md)"
 	@echo "make expected       regenerate the numpy-computed expected arrays of the op tests"
+	@echo "make onnx-conformance  every ONNX backend test case (../shared/onnx-tests), with a summary"
 	@echo "make CC=clang ...   build with clang"
 
 deps:
@@ -66,6 +75,14 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: %.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen $<
 
+$(BUILD)/gen/onnx/onnx.proto: $(ONNX_PROTO_SRC)
+	@mkdir -p $(dir $@)
+	@test -f $< || { echo "$<: missing; run 'make deps' (python3-onnx)"; exit 1; }
+	cp $< $@
+
+$(ONNX_PROTO_C) $(ONNX_PROTO_H): $(BUILD)/gen/onnx/onnx.proto
+	protoc-c --proto_path=$(BUILD)/gen --c_out=$(BUILD)/gen $<
+
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -73,9 +90,11 @@ $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 # Keep intermediate objects (test objects would otherwise be deleted and rebuilt).
 .SECONDARY:
 # Keep the generated sources (make would delete them as intermediates).
-.SECONDARY: $(PROTO_C) $(PROTO_H)
+.SECONDARY: $(PROTO_C) $(PROTO_H) $(ONNX_PROTO_C) $(ONNX_PROTO_H) $(BUILD)/gen/onnx/onnx.proto
 # Objects that include a generated header.
 $(BUILD)/obj/frontend/kiln_format.o $(BUILD)/obj/tests/frontend/test_kiln_format.o: $(PROTO_H)
+$(BUILD)/obj/frontend/onnx.o $(BUILD)/obj/frontend/onnx_ops.o $(BUILD)/obj/frontend/onnx_tensor.o: $(ONNX_PROTO_H) frontend/onnx_internal.h
+$(BUILD)/obj/tests/onnx/%.o: $(ONNX_PROTO_H)
 
 $(BUILD)/obj/codegen/%.o: codegen/%.c $(wildcard include/*.h ir/*.h codegen/*.h) ir/ops/ops.def
 	@mkdir -p $(dir $@)
@@ -154,6 +173,31 @@ check-valgrind: deps
 SEEDS ?= 500
 fuzz-graphs: $(BUILD)/tests/codegen/test_random_graphs
 	KILN_GRAPH_SEEDS=$(SEEDS) $(BUILD)/tests/codegen/test_random_graphs
+
+# Every ONNX backend test case, not only tests/onnx/expected_pass.txt
+# (which make test runs). KILN_ONNX_TESTS overrides ../shared/onnx-tests.
+onnx-conformance: $(BUILD)/tests/onnx/test_onnx_conformance
+	$(BUILD)/tests/onnx/test_onnx_conformance --all
+
+# The supported-op table of docs/onnx.md, from the importer's op table.
+onnx-docs: $(BUILD)/tests/onnx/test_onnx_conformance
+	@sed -n '1,/^<!-- op table -->/p' docs/onnx.md > $(BUILD)/onnx.md.tmp
+	$(BUILD)/tests/onnx/test_onnx_conformance --op-table >> $(BUILD)/onnx.md.tmp
+	@sed -n '/^<!-- end op table -->/,$$p' docs/onnx.md >> $(BUILD)/onnx.md.tmp
+	mv $(BUILD)/onnx.md.tmp docs/onnx.md
+
+# Benchmarks: kiln against peers (OpenBLAS) and itself at -O0; results go in
+# docs/benchmarks.md. Not part of make test.
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/%.c $(LIB) include/kiln.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I/usr/include/x86_64-linux-gnu/openblas-pthread $< $(LIB) -lopenblas $(LDLIBS) -o $@
+
+bench: deps
+	@tools/deps.sh libopenblas-dev
+	@$(MAKE) --no-print-directory $(BENCH_BIN)
+	@bench/run.sh $(BUILD)/bench
 
 expected:
 	@for s in tests/ops/gen_*.py; do echo "/usr/bin/python3 $$s"; /usr/bin/python3 $$s || exit 1; done

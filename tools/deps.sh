@@ -1,9 +1,11 @@
 #!/bin/sh
 # Installs the system packages kiln's build, tests and examples need, each
 # only when it is missing (Debian: apt-get; nothing is fetched otherwise).
+# Extra package names given as arguments are installed too (make bench).
 set -e
-PKGS="build-essential libcmocka-dev python3-numpy valgrind llvm-19-dev clang-19 protobuf-c-compiler libprotobuf-c-dev"
+PKGS="build-essential libcmocka-dev python3-numpy python3-onnx valgrind llvm-19-dev clang-19 protobuf-c-compiler libprotobuf-c-dev"
 missing=""
+[ $# -gt 0 ] && PKGS="$*"
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

@@ -1,0 +1,111 @@
+/* onnx_internal.h -- what the ONNX importer's files share: the import
+ * context, the node-building helpers of onnx.c (with constant folding) and
+ * the op table of onnx_ops.c. Not a public header. */
+#ifndef KILN_ONNX_INTERNAL_H
+#define KILN_ONNX_INTERNAL_H
+
+#include "ir.h"
+#include "onnx/onnx.pb-c.h"
+
+/* The ONNX opsets this importer knows (ai.onnx domain). */
+#define ONNX_MIN_OPSET 1
+#define ONNX_MAX_OPSET 28
+/* Limits on what a file may ask for: each one is checked before any
+ * allocation it would size. */
+#define ONNX_MAX_NODES 1000000
+#define ONNX_MAX_NODE_IO 65536
+/* Folded constants larger than this many bytes (and larger than their
+ * inputs together) stay computed nodes. */
+#define ONNX_FOLD_LIMIT ((size_t)1 << 20)
+
+typedef struct onnx_ctx {
+    kiln_graph *g;
+    const char *path;
+    kiln_status *st; /* the first error, once set, is the import's result */
+    int opset;       /* of the ai.onnx domain */
+    bool fold;       /* constant folding at import (on) */
+    const Onnx__NodeProto *node; /* the node being converted, for messages */
+    /* ONNX value name -> index into vals (keys borrowed from the model). */
+    ir_strmap names;
+    kiln_value *vals;
+    int nvals, capvals;
+    /* Nodes that already carry an ONNX value's name. */
+    unsigned char *claimed;
+    int capclaimed;
+} onnx_ctx;
+
+/* Records an error that names the current node (its name, op type and
+ * opset) and returns the code. The first error wins. */
+int onnx_error(onnx_ctx *cx, int code, const char *fmt, ...) IR_PRINTF(3, 4);
+/* True once an error is recorded. */
+bool onnx_failed(const onnx_ctx *cx);
+
+/* Adds a kiln node (op by name) with the given inputs and attributes
+ * (attrs may be NULL; freed by the caller). When every input is a
+ * Constant and the op is pure, the node is evaluated at once with its
+ * reference kernel and Constants are added instead. Returns output 0, or
+ * an invalid value after recording the error. `outs` (may be NULL) gets
+ * nouts outputs. */
+kiln_value onnx_op_n(onnx_ctx *cx, const char *op, const kiln_value *in, int nin,
+                     const kiln_attrs *attrs, kiln_value *outs, int nouts);
+kiln_value onnx_op(onnx_ctx *cx, const char *op, const kiln_value *in, int nin,
+                   const kiln_attrs *attrs);
+kiln_value onnx_op1(onnx_ctx *cx, const char *op, kiln_value a);
+kiln_value onnx_op2(onnx_ctx *cx, const char *op, kiln_value a, kiln_value b);
+/* A constant (the graph copies t) and a scalar constant of a dtype. */
+kiln_value onnx_const(onnx_ctx *cx, const kiln_tensor *t);
+kiln_value onnx_scalar(onnx_ctx *cx, kiln_dtype dt, double v);
+kiln_value onnx_const_ints(onnx_ctx *cx, const int64_t *v, int n);
+
+/* The tensor of a Constant node, or NULL when v is computed. */
+const kiln_tensor *onnx_value_tensor(const onnx_ctx *cx, kiln_value v);
+const ir_type *onnx_type(const onnx_ctx *cx, kiln_value v);
+
+/* ONNX TensorProto -> kiln tensor (dtype, dims, data from raw_data, the
+ * typed fields or external data relative to `dir`, which may be NULL to
+ * refuse external data). `what` names the tensor in messages. Returns
+ * KILN_OK or an error code with status set. */
+int onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir, const char *what,
+                           kiln_tensor **out, kiln_status *st);
+/* ONNX TensorProto.DataType -> kiln dtype, or 0 when kiln has none. */
+kiln_dtype onnx_dtype(int onnx_type);
+const char *onnx_dtype_name(int onnx_type);
+/* A ProtobufCAllocator over ir_malloc; `failed` tells OOM from bad input. */
+typedef struct {
+    ProtobufCAllocator base;
+    bool failed;
+} onnx_allocator;
+void onnx_allocator_init(onnx_allocator *a);
+/* Reads a whole file (at most max_bytes) into an ir_malloc'd buffer. */
+int onnx_read_file(const char *path, size_t max_bytes, uint8_t **buf, size_t *len,
+                   kiln_status *st);
+/* Reads a serialized TensorProto file (as the ONNX test data sets hold)
+ * into a new tensor. */
+kiln_tensor *onnx_read_tensor_file(const char *path, kiln_status *st);
+
+/* ---- the op table (onnx_ops.c) ---- */
+
+/* Converts one ONNX node: `in` holds its inputs (an invalid value for an
+ * omitted optional input), out receives nout values. Returns 0 or an error
+ * code after onnx_error. */
+typedef int (*onnx_convert_fn)(onnx_ctx *cx, const Onnx__NodeProto *n, const kiln_value *in,
+                               int nin, kiln_value *out, int nout);
+
+/* The converter for an op type at an opset, or NULL when unsupported. The
+ * reason (static string) says why, when known. */
+onnx_convert_fn onnx_find_op(const char *domain, const char *op_type, int opset,
+                             const char **why);
+/* Writes the supported-op table (markdown) to b, for docs/onnx.md. */
+void onnx_op_table(ir_buf *b);
+
+/* Attribute lookups on an ONNX node. */
+const Onnx__AttributeProto *onnx_attr(const Onnx__NodeProto *n, const char *name);
+int64_t onnx_attr_int(const Onnx__NodeProto *n, const char *name, int64_t def);
+double onnx_attr_float(const Onnx__NodeProto *n, const char *name, double def);
+/* A string attribute (def when absent) copied into buf; returns buf. */
+const char *onnx_attr_string(const Onnx__NodeProto *n, const char *name, const char *def,
+                             char *buf, size_t size);
+/* The ints of an attribute; *count = -1 when absent. */
+const int64_t *onnx_attr_ints(const Onnx__NodeProto *n, const char *name, int *count);
+
+#endif
