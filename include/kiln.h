@@ -363,6 +363,9 @@ typedef struct {
     int threads;   /* worker threads; 0 = number of cores */
     int opt_level; /* 0: no graph passes, LLVM -O0; 1..3: the default graph passes
                       (docs/passes.md) and that LLVM level (default 2) */
+    const char *passes; /* graph passes instead of the default pipeline, comma-
+                           separated; "" for none (the string must outlive the
+                           session) */
 } kiln_session_options;
 
 /* Fills the defaults. */
@@ -480,7 +483,7 @@ typedef struct {
 /* Fills the defaults: no shape overrides, initializers as constants. */
 KILN_API void kiln_import_options_init(kiln_import_options *o);
 
-/* Imports an ONNX model (ModelProto, opsets 1 to 23 of the ai.onnx domain;
+/* Imports an ONNX model (ModelProto, opsets 1 to 28 of the ai.onnx domain;
  * see docs/onnx.md) as a new graph the caller frees. opts may be NULL for
  * the defaults. Graph inputs that are not initializers become placeholders
  * named as in the model (dim_param and unknown dims symbolic); initializers

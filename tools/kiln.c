@@ -67,11 +67,7 @@ static int load_graph(model *m, const char *path)
 {
     kiln_status *st = kiln_status_new();
     m->path = path;
-    if (ends_with(path, ".onnx")) {
-        kiln_status_free(st);
-        return fail("%s: ONNX import is not built into this kiln yet; save the graph as .kiln", path);
-    }
-    m->graph = kiln_graph_load(path, st);
+    m->graph = ends_with(path, ".onnx") ? kiln_import_onnx(path, NULL, st) : kiln_graph_load(path, st);
     if (!m->graph) {
         int rc = fail("%s", kiln_status_message(st));
         kiln_status_free(st);
