@@ -89,11 +89,16 @@ int pass_fuse(kiln_graph *g, pass_context *cx, bool *changed)
                     if (!is_elementwise(pn) && !head) continue;
                     /* every use of p must come from the group */
                     int inside = 0;
+                    bool feeds_head = false;
                     for (int j = 0; j < nm; j++) {
                         const ir_node *q = &g->nodes[members[j]];
-                        for (int t = 0; t < q->ninputs; t++) inside += q->inputs[t].node == p;
+                        for (int t = 0; t < q->ninputs; t++)
+                            if (q->inputs[t].node == p) {
+                                inside++;
+                                feeds_head |= !is_elementwise(q); /* a head reads it from memory */
+                            }
                     }
-                    if (inside != uses[p]) continue;
+                    if (inside != uses[p] || feeds_head) continue;
                     kernel_of[p] = root;
                     members[nm++] = p;
                     if (count_leaves(g, kernel_of, root, members, nm) > FUSE_MAX_LEAVES) {
