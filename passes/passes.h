@@ -24,7 +24,7 @@ typedef struct pass_context {
     const char *print_after;  /* print the graph after this pass ("all": every pass) */
     FILE *print_to;           /* where (default stderr) */
     bool time_passes;         /* print each pass's time to print_to */
-    int64_t fold_limit;       /* constant folding: largest folded result, in bytes */
+    int64_t fold_limit;       /* constant folding: largest folded result, in bytes (<= 0: no limit) */
     const char *disabled;     /* comma-separated pass names to skip */
     /* Renumbering: remap[i] is the current index of the node that was node i
      * when the pipeline started (-1: removed). Kept up to date by passes. */
@@ -58,9 +58,60 @@ int pass_run_pipeline(kiln_graph *g, const char *pipeline, pass_context *cx);
 /* Compacts g after a rewrite and folds the renumbering into cx->remap. */
 int pass_compact(kiln_graph *g, pass_context *cx);
 
+/* Forward substitution, for passes that walk the graph once in node order
+ * and replace values (fold, simplify, fold_bn). Outputs of the nodes present
+ * at pass_rewrite_begin can be replaced by other values: earlier ones, or
+ * nodes the pass adds at the end. When the walk reaches a node,
+ * pass_rewrite_inputs points its inputs at their replacements, so rewrites
+ * chain (a folded node's users see the new constant). pass_rewrite_finish
+ * redirects the remaining uses and the declared outputs, compacts, and gives
+ * each surviving new node that replaced a node's output 0 the old node's
+ * name. Every function returns KILN_OK or an error with cx->status set. On
+ * an error the graph computes what it did before the pass: the original
+ * inputs and outputs are restored (new nodes may stay at the end, unused). */
+typedef struct {
+    int nnodes;       /* nodes when begun: only their outputs are replaced */
+    int *base;        /* node i's outputs are slots base[i] .. base[i+1]-1 */
+    kiln_value *to;   /* each slot's replacement (the value itself when none) */
+    const char **rename_from, **rename_to; /* new node's name -> the old name */
+    int nrename, caprename;
+    kiln_value *saved; /* the inputs of the original nodes, then the declared outputs */
+    bool changed;
+} pass_rewrite;
+
+int pass_rewrite_begin(pass_rewrite *rw, const kiln_graph *g, pass_context *cx);
+void pass_rewrite_inputs(const pass_rewrite *rw, kiln_graph *g, int node);
+/* The current replacement of v (v itself when none). */
+kiln_value pass_rewrite_value(const pass_rewrite *rw, kiln_value v);
+/* Replaces every use of old (an output of a node present at begin) by repl. */
+int pass_rewrite_replace(pass_rewrite *rw, kiln_graph *g, kiln_value old, kiln_value repl,
+                         pass_context *cx);
+/* After compaction, new node `node` is to take `name` (a name in g's arena,
+ * of a node present at begin) if that node is gone by then. */
+int pass_rewrite_name(pass_rewrite *rw, const kiln_graph *g, int node, const char *name, pass_context *cx);
+/* Finishes (see above) and frees rw; sets *changed when anything was replaced. */
+int pass_rewrite_finish(pass_rewrite *rw, kiln_graph *g, pass_context *cx, bool *changed);
+/* On an error in the walk: restores the original inputs, drops the nodes
+ * the pass added if it can, and frees rw; cx->status keeps the error. */
+void pass_rewrite_stop(pass_rewrite *rw, kiln_graph *g, pass_context *cx);
+/* Frees rw without touching the graph. */
+void pass_rewrite_free(pass_rewrite *rw);
+
+/* Adds a Constant node holding a copy of t and stores its index in *node;
+ * `what` names the node it is made for, in the error message. */
+int pass_add_constant(kiln_graph *g, const kiln_tensor *t, const char *what, pass_context *cx,
+                      int *node);
+/* Adds an auto-named node (ir_graph_add_node) and stores its index in
+ * *node; on failure the graph's error is copied into cx->status. */
+int pass_add_node(kiln_graph *g, ir_op op, const kiln_value *inputs, int ninputs,
+                  const kiln_attrs *attrs, pass_context *cx, int *node);
+
 /* The passes. */
 int pass_dce(kiln_graph *g, pass_context *cx, bool *changed);
 int pass_cse(kiln_graph *g, pass_context *cx, bool *changed);
 int pass_fuse(kiln_graph *g, pass_context *cx, bool *changed);
+int pass_fold(kiln_graph *g, pass_context *cx, bool *changed);
+int pass_simplify(kiln_graph *g, pass_context *cx, bool *changed);
+int pass_fold_bn(kiln_graph *g, pass_context *cx, bool *changed);
 
 #endif

@@ -117,6 +117,27 @@ static void test_conv_bias_relu(void **state)
     kiln_graph_free(g);
 }
 
+/* BatchNormalization folds into the convolution's weights, then the Relu
+ * fuses into it: one kernel. */
+static void test_conv_bn_relu(void **state)
+{
+    (void)state;
+    kiln_graph *g = kiln_graph_new();
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 4, (int64_t[]){-1, 4, 8, 8});
+    kiln_value conv = kiln_conv2d(g, x, constant(g, 4, (int64_t[]){6, 4, 3, 3}, 21), constant(g, 1, (int64_t[]){6}, 22), NULL);
+    kiln_tensor *var = tu_random(KILN_F32, 1, (int64_t[]){6}, 0.5, 2, 23);
+    kiln_value bn_in[5] = {conv, constant(g, 1, (int64_t[]){6}, 24), constant(g, 1, (int64_t[]){6}, 25),
+                           constant(g, 1, (int64_t[]){6}, 26), kiln_constant(g, "var", var)};
+    kiln_tensor_free(var);
+    kiln_value y = kiln_relu(g, kiln_op(g, "BatchNormalization", bn_in, 5, NULL));
+    assert_null(kiln_graph_error(g));
+    assert_int_equal(kernel_count(g, 1, &y), 1);
+    kiln_tensor *t = tu_random(KILN_F32, 4, (int64_t[]){2, 4, 8, 8}, -2, 2, 27);
+    tu_diff(g, 1, &y, 1, &x, &t, 1e-5, 1e-5);
+    kiln_tensor_free(t);
+    kiln_graph_free(g);
+}
+
 static void test_softmax_one_kernel(void **state)
 {
     (void)state;
@@ -182,6 +203,7 @@ int main(void)
         TU_TEST(test_chain_of_ten),
         TU_TEST(test_matmul_bias_gelu),
         TU_TEST(test_conv_bias_relu),
+        TU_TEST(test_conv_bn_relu),
         TU_TEST(test_softmax_one_kernel),
         TU_TEST(test_what_does_not_fuse),
         TU_TEST(test_fused_text),
