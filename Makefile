@@ -41,7 +41,7 @@ TEST_UTIL_OBJ := $(TEST_UTIL:%.c=$(BUILD)/obj/%.o)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all deps lib test tests demo onnx-conformance onnx-docs examples check-asan check-tsan check-valgrind fuzz-graphs clean help expected format docs
+.PHONY: all deps lib test tests demo onnx-conformance fuzz-onnx onnx-docs examples check-asan check-tsan check-valgrind fuzz-graphs clean help expected format docs
 all: lib tests examples $(BUILD)/tools/opdoc $(BUILD)/tools/kiln
 
 help:
@@ -55,6 +55,7 @@ help:
 	@echo "make fuzz-graphs     compiled vs reference on SEEDS=N random graphs"
 	@echo "make bench          benchmarks against OpenBLAS and -O0 (see docs/benchmarks.md)"
 	@echo "make expected       regenerate the numpy-computed expected arrays of the op tests"
+	@echo "make fuzz-onnx      libFuzzer over the ONNX importer for FUZZ_SECONDS (default 60)"
 	@echo "make onnx-conformance  every ONNX backend test case (../shared/onnx-tests), with a summary"
 	@echo "make CC=clang ...   build with clang"
 
@@ -173,6 +174,22 @@ check-valgrind: deps
 SEEDS ?= 500
 fuzz-graphs: $(BUILD)/tests/codegen/test_random_graphs
 	KILN_GRAPH_SEEDS=$(SEEDS) $(BUILD)/tests/codegen/test_random_graphs
+
+# libFuzzer over the ONNX importer (clang, ASan), FUZZ_SECONDS long, from a
+# corpus seeded with the models of ../shared/onnx-tests.
+FUZZ_SECONDS ?= 60
+CLANG ?= clang-19
+ONNX_TESTS ?= $(or $(KILN_ONNX_TESTS),../shared/onnx-tests)
+fuzz-onnx: deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=$(CLANG) OPT=-O1 \
+	  SAN="-fsanitize=address,fuzzer-no-link -fno-omit-frame-pointer" build-fuzz/libkiln.a
+	$(CLANG) -std=c11 -g -O1 -fsanitize=address,fuzzer -Iinclude tests/fuzz/fuzz_onnx.c \
+	  build-fuzz/libkiln.a $(LDLIBS) -o build-fuzz/fuzz_onnx
+	@mkdir -p build-fuzz/corpus
+	@find $(ONNX_TESTS) -name model.onnx -size -16k 2>/dev/null | head -400 | \
+	  while read f; do cp "$$f" build-fuzz/corpus/$$(echo "$$f" | md5sum | cut -c1-16); done
+	build-fuzz/fuzz_onnx -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 \
+	  -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus_onnx
 
 # Every ONNX backend test case, not only tests/onnx/expected_pass.txt
 # (which make test runs). KILN_ONNX_TESTS overrides ../shared/onnx-tests.

@@ -56,7 +56,16 @@ const kiln_tensor *onnx_value_tensor(const onnx_ctx *cx, kiln_value v)
     return n->op == IR_OP_Constant ? ir_node_tensor(n, "value") : NULL;
 }
 
-const ir_type *onnx_type(const onnx_ctx *cx, kiln_value v) { return ir_value_type(cx->g, v); }
+const ir_type *onnx_type(const onnx_ctx *cx, kiln_value v)
+{
+    /* A missing (empty-named or absent) input a converter needs: report it
+     * and hand out a placeholder type so the converter finishes without
+     * touching memory; convert_node sees the error afterwards. */
+    static const ir_type missing = {.dtype = KILN_F32, .rank = 0};
+    if (ir_value_valid(cx->g, v)) return ir_value_type(cx->g, v);
+    onnx_error((onnx_ctx *)cx, KILN_ERR_INVALID_ARGUMENT, "a required input is missing");
+    return &missing;
+}
 
 kiln_value onnx_const(onnx_ctx *cx, const kiln_tensor *t)
 {
@@ -575,9 +584,13 @@ static int convert_node(onnx_ctx *cx, const Onnx__NodeProto *n)
     onnx_convert_fn fn = onnx_find_op(n->domain ? n->domain : "", n->op_type, cx->opset, &why);
     if (!fn) return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "unsupported op%s%s", why ? ": " : "", why ? why : "");
     int nin = (int)n->n_input, nout = (int)n->n_output;
-    kiln_value *in = ir_malloc(sizeof(kiln_value) * (size_t)(nin + nout + 1));
+    /* Converters may look at inputs past the ones given (optional inputs):
+     * they read as absent (invalid) values. */
+    const int spare = 8;
+    kiln_value *in = ir_malloc(sizeof(kiln_value) * (size_t)(nin + spare + nout + spare));
     if (!in) return onnx_error(cx, KILN_ERR_OUT_OF_MEMORY, "out of memory");
-    kiln_value *out = in + nin;
+    for (int i = 0; i < nin + spare + nout + spare; i++) in[i] = kiln_value_invalid();
+    kiln_value *out = in + nin + spare;
     int rc = KILN_OK;
     for (int i = 0; i < nin; i++) {
         in[i] = kiln_value_invalid();
