@@ -233,6 +233,50 @@ static LLVMValueRef compute(cg_ctx *c, const ir_node *n, kiln_dtype dt, kiln_dty
         if (from_bits > to_bits) return LLVMBuildTrunc(c->b, a, tt, "");
         return u ? LLVMBuildZExt(c->b, a, tt, "") : LLVMBuildSExt(c->b, a, tt, "");
     }
+    case IR_OP_Floor: return cg_math1(c, "floor", a);
+    case IR_OP_Ceil: return cg_math1(c, "ceil", a);
+    case IR_OP_Round: return cg_math1(c, "roundeven", a);
+    case IR_OP_Sign: {
+        if (fl) { /* numpy's sign: NaN stays NaN, both zeros give +0 */
+            LLVMValueRef r = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOEQ, a, fconst(c, t, 0), ""), fconst(c, t, 0), a, "");
+            r = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOLT, a, fconst(c, t, 0), ""), fconst(c, t, -1), r, "");
+            return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, fconst(c, t, 0), ""), fconst(c, t, 1), r, "");
+        }
+        LLVMValueRef zero = LLVMConstInt(t, 0, 0);
+        LLVMValueRef pos = LLVMBuildZExt(c->b, LLVMBuildICmp(c->b, LLVMIntNE, a, zero, ""), t, "");
+        if (is_unsigned(dt)) return pos;
+        return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, zero, ""), LLVMConstAllOnes(t), pos, "");
+    }
+    case IR_OP_Sin: return cg_math1(c, "libm:sin", a);
+    case IR_OP_Cos: return cg_math1(c, "libm:cos", a);
+    case IR_OP_Tan: return cg_math1(c, "libm:tan", a);
+    case IR_OP_Asin: return cg_math1(c, "libm:asin", a);
+    case IR_OP_Acos: return cg_math1(c, "libm:acos", a);
+    case IR_OP_Atan: return cg_math1(c, "libm:atan", a);
+    case IR_OP_Sinh: return cg_math1(c, "libm:sinh", a);
+    case IR_OP_Cosh: return cg_math1(c, "libm:cosh", a);
+    case IR_OP_Asinh: return cg_math1(c, "libm:asinh", a);
+    case IR_OP_Acosh: return cg_math1(c, "libm:acosh", a);
+    case IR_OP_Atanh: return cg_math1(c, "libm:atanh", a);
+    case IR_OP_IsNaN: return LLVMBuildZExt(c->b, LLVMBuildFCmp(c->b, LLVMRealUNO, a, a, ""), c->t_i8, "");
+    case IR_OP_IsInf: {
+        bool pos = ir_node_int(n, "detect_positive") != 0, neg = ir_node_int(n, "detect_negative") != 0;
+        LLVMValueRef r = LLVMConstInt(c->t_i1, 0, 0);
+        if (pos) r = LLVMBuildOr(c->b, r, LLVMBuildFCmp(c->b, LLVMRealOEQ, a, fconst(c, t, INFINITY), ""), "");
+        if (neg) r = LLVMBuildOr(c->b, r, LLVMBuildFCmp(c->b, LLVMRealOEQ, a, fconst(c, t, -INFINITY), ""), "");
+        return LLVMBuildZExt(c->b, r, c->t_i8, "");
+    }
+    case IR_OP_Mod: {
+        if (fl) return LLVMBuildFRem(c->b, a, b, ""); /* C fmod; inference requires fmod = 1 */
+        /* a - trunc(a / b) * b, with Div's checks (b == 0 is an error, MIN / -1 wraps) */
+        LLVMValueRef r = LLVMBuildSub(c->b, a, LLVMBuildMul(c->b, int_div(c, err, dt, a, b), b, ""), "");
+        if (is_unsigned(dt) || ir_node_int(n, "fmod")) return r;
+        /* Python's rule: a non-zero remainder takes the divisor's sign */
+        LLVMValueRef zero = LLVMConstInt(t, 0, 0);
+        LLVMValueRef fix = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntNE, r, zero, ""),
+                                        LLVMBuildICmp(c->b, LLVMIntSLT, LLVMBuildXor(c->b, r, b, ""), zero, ""), "");
+        return LLVMBuildSelect(c->b, fix, LLVMBuildAdd(c->b, r, b, ""), r, "");
+    }
     default: return NULL;
     }
 }
@@ -491,5 +535,7 @@ EW(Neg) EW(Abs) EW(Exp) EW(Log) EW(Sqrt) EW(Rsqrt) EW(Reciprocal) EW(Tanh) EW(Si
 EW(Relu) EW(LeakyRelu) EW(Elu) EW(Gelu) EW(Erf) EW(Softplus) EW(Clip)
 EW(Equal) EW(Less) EW(Greater) EW(LessOrEqual) EW(GreaterOrEqual)
 EW(Not) EW(And) EW(Or) EW(Xor) EW(Where)
+EW(Floor) EW(Ceil) EW(Round) EW(Sign) EW(Sin) EW(Cos) EW(Tan) EW(Asin) EW(Acos) EW(Atan)
+EW(Sinh) EW(Cosh) EW(Asinh) EW(Acosh) EW(Atanh) EW(IsNaN) EW(IsInf) EW(Mod)
 
 int cg_lower_Assign(cg_ctx *c, cg_kernel *k) { return lower_assign(c, k); }

@@ -210,7 +210,13 @@ static const char *simple_kiln_op(const char *t)
         {"LessOrEqual", "LessOrEqual"}, {"GreaterOrEqual", "GreaterOrEqual"},
         {"Not", "Not"},       {"And", "And"},         {"Or", "Or"},
         {"Xor", "Xor"},       {"Where", "Where"},     {"Identity", "Identity"},
-        {"MatMul", "MatMul"}};
+        {"MatMul", "MatMul"},
+        {"Floor", "Floor"},   {"Ceil", "Ceil"},       {"Round", "Round"},
+        {"Sign", "Sign"},     {"IsNaN", "IsNaN"},
+        {"Sin", "Sin"},       {"Cos", "Cos"},         {"Tan", "Tan"},
+        {"Asin", "Asin"},     {"Acos", "Acos"},       {"Atan", "Atan"},
+        {"Sinh", "Sinh"},     {"Cosh", "Cosh"},       {"Asinh", "Asinh"},
+        {"Acosh", "Acosh"},   {"Atanh", "Atanh"}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strcmp(map[i][0], t) == 0) return map[i][1];
     return NULL;
@@ -374,32 +380,26 @@ CONV(cv_shrink)
     return done(cx, out, onnx_op(cx, "Where", lo, 3, NULL));
 }
 
-CONV(cv_sign)
-{
-    kiln_value x = in[0];
-    kiln_dtype dt = onnx_type(cx, x)->dtype;
-    kiln_value zero = scalar_like(cx, x, 0);
-    kiln_value p = cast(cx, onnx_op2(cx, "Greater", x, zero), dt);
-    kiln_value m = cast(cx, onnx_op2(cx, "Less", x, zero), dt);
-    return done(cx, out, onnx_op2(cx, "Sub", p, m));
-}
-
-CONV(cv_isnan)
-{
-    return done(cx, out, onnx_op1(cx, "Not", onnx_op2(cx, "Equal", in[0], in[0])));
-}
-
 CONV(cv_isinf)
 {
-    kiln_value x = in[0];
-    int pos = (int)onnx_attr_int(n, "detect_positive", 1), neg = (int)onnx_attr_int(n, "detect_negative", 1);
-    kiln_value p = onnx_op2(cx, "Equal", x, scalar_like(cx, x, INFINITY));
-    kiln_value m = onnx_op2(cx, "Equal", x, scalar_like(cx, x, -INFINITY));
-    kiln_value r;
-    if (pos && neg) r = onnx_op2(cx, "Or", p, m);
-    else if (pos) r = p;
-    else if (neg) r = m;
-    else r = onnx_op2(cx, "And", p, m); /* always false */
+    kiln_attrs *a = bag(cx);
+    if (!a) return cx->st->code;
+    kiln_attrs_int(a, "detect_positive", onnx_attr_int(n, "detect_positive", 1) != 0);
+    kiln_attrs_int(a, "detect_negative", onnx_attr_int(n, "detect_negative", 1) != 0);
+    kiln_value r = onnx_op(cx, "IsInf", in, 1, a);
+    kiln_attrs_free(a);
+    return done(cx, out, r);
+}
+
+CONV(cv_mod)
+{
+    /* fmod = 0 on floats is rejected by the Mod op's inference, as the
+     * spec requires */
+    kiln_attrs *a = bag(cx);
+    if (!a) return cx->st->code;
+    kiln_attrs_int(a, "fmod", onnx_attr_int(n, "fmod", 0));
+    kiln_value r = onnx_op(cx, "Mod", in, 2, a);
+    kiln_attrs_free(a);
     return done(cx, out, r);
 }
 
@@ -1285,14 +1285,21 @@ typedef struct {
 
 static const onnx_opentry op_table[] = {
     {"Abs", 1, 99, cv_simple, "Abs"},
+    {"Acos", 7, 99, cv_simple, "Acos"},
+    {"Acosh", 9, 99, cv_simple, "Acosh"},
     {"Add", 1, 99, cv_simple, "Add"},
     {"And", 1, 99, cv_simple, "And"},
     {"ArgMax", 1, 99, cv_arg, "ArgMax"},
     {"ArgMin", 1, 99, cv_arg, "ArgMin"},
+    {"Asin", 7, 99, cv_simple, "Asin"},
+    {"Asinh", 9, 99, cv_simple, "Asinh"},
+    {"Atan", 7, 99, cv_simple, "Atan"},
+    {"Atanh", 9, 99, cv_simple, "Atanh"},
     {"AveragePool", 1, 99, cv_pool, "AveragePool2D (1-D, 2-D)"},
     {"BatchNormalization", 1, 99, cv_batchnorm, "BatchNormalization (inference)"},
     {"Cast", 1, 99, cv_cast, "Cast"},
     {"CastLike", 15, 99, cv_cast, "Cast"},
+    {"Ceil", 1, 99, cv_simple, "Ceil"},
     {"Celu", 12, 99, cv_celu, "Maximum, Minimum, Exp, arithmetic"},
     {"Clip", 1, 99, cv_clip, "Clip (min/max constant)"},
     {"Concat", 1, 99, cv_concat, "Concat"},
@@ -1300,6 +1307,8 @@ static const onnx_opentry op_table[] = {
     {"ConstantOfShape", 9, 99, cv_constant_of_shape, "Constant, Expand"},
     {"Conv", 1, 99, cv_conv, "Conv2D (1-D, 2-D)"},
     {"ConvTranspose", 1, 99, cv_conv, "ConvTranspose2D (1-D, 2-D)"},
+    {"Cos", 7, 99, cv_simple, "Cos"},
+    {"Cosh", 9, 99, cv_simple, "Cosh"},
     {"Div", 1, 99, cv_simple, "Div"},
     {"Dropout", 1, 99, cv_dropout, "Identity (inference)"},
     {"Einsum", 12, 99, cv_einsum, "Transpose, Reshape, MatMul, ReduceSum"},
@@ -1309,6 +1318,7 @@ static const onnx_opentry op_table[] = {
     {"Exp", 1, 99, cv_simple, "Exp"},
     {"Expand", 8, 99, cv_expand, "Expand (shape constant)"},
     {"Flatten", 1, 99, cv_flatten, "Flatten"},
+    {"Floor", 1, 99, cv_simple, "Floor"},
     {"Gather", 1, 99, cv_gather, "Gather"},
     {"Gelu", 20, 99, cv_gelu, "Gelu"},
     {"Gemm", 1, 99, cv_gemm, "Gemm"},
@@ -1320,8 +1330,8 @@ static const onnx_opentry op_table[] = {
     {"HardSwish", 14, 99, cv_hardswish, "Mul, Add, Clip"},
     {"Identity", 1, 99, cv_simple, "Identity"},
     {"InstanceNormalization", 1, 99, cv_instancenorm, "ReduceMean, Rsqrt, arithmetic"},
-    {"IsInf", 10, 99, cv_isinf, "Equal, Or"},
-    {"IsNaN", 9, 99, cv_isnan, "Equal, Not"},
+    {"IsInf", 10, 99, cv_isinf, "IsInf"},
+    {"IsNaN", 9, 99, cv_simple, "IsNaN"},
     {"LayerNormalization", 17, 99, cv_layernorm, "LayerNormalization"},
     {"LeakyRelu", 1, 99, cv_alpha, "LeakyRelu"},
     {"Less", 1, 99, cv_simple, "Less"},
@@ -1335,6 +1345,7 @@ static const onnx_opentry op_table[] = {
     {"Mean", 1, 99, cv_variadic, "Add, Div"},
     {"Min", 1, 99, cv_variadic, "Minimum"},
     {"Mish", 18, 99, cv_mish, "Softplus, Tanh, Mul"},
+    {"Mod", 10, 99, cv_mod, "Mod"},
     {"Mul", 1, 99, cv_simple, "Mul"},
     {"Neg", 1, 99, cv_simple, "Neg"},
     {"Not", 1, 99, cv_simple, "Not"},
@@ -1356,11 +1367,14 @@ static const onnx_opentry op_table[] = {
     {"ReduceSumSquare", 1, 99, cv_reduce, "Mul, ReduceSum"},
     {"Relu", 1, 99, cv_simple, "Relu"},
     {"Reshape", 1, 99, cv_reshape, "Reshape (shape constant)"},
+    {"Round", 11, 99, cv_simple, "Round"},
     {"Selu", 1, 99, cv_selu, "Elu, Mul"},
     {"Shape", 1, 99, cv_shape, "Constant (static shapes)"},
     {"Shrink", 9, 99, cv_shrink, "Where, comparisons"},
     {"Sigmoid", 1, 99, cv_simple, "Sigmoid"},
-    {"Sign", 9, 99, cv_sign, "Greater, Less, Cast, Sub"},
+    {"Sign", 9, 99, cv_simple, "Sign"},
+    {"Sin", 7, 99, cv_simple, "Sin"},
+    {"Sinh", 9, 99, cv_simple, "Sinh"},
     {"Size", 1, 99, cv_size, "Constant (static shapes)"},
     {"Slice", 1, 99, cv_slice, "Slice (starts/ends/axes/steps constant)"},
     {"Softmax", 1, 99, cv_softmax, "Softmax"},
@@ -1371,6 +1385,7 @@ static const onnx_opentry op_table[] = {
     {"Squeeze", 1, 99, cv_squeeze, "Squeeze (axes constant)"},
     {"Sub", 1, 99, cv_simple, "Sub"},
     {"Sum", 1, 99, cv_variadic, "Add"},
+    {"Tan", 7, 99, cv_simple, "Tan"},
     {"Tanh", 1, 99, cv_simple, "Tanh"},
     {"ThresholdedRelu", 10, 99, cv_thresholded_relu, "Greater, Where"},
     {"Tile", 6, 99, cv_tile, "Tile (repeats constant)"},
@@ -1391,21 +1406,6 @@ static const char *const unsupported[][2] = {
     {"Scatter", "kiln has no scatter ops yet"},
     {"GatherElements", "kiln has no GatherElements op yet"},
     {"GatherND", "kiln has no GatherND op yet"},
-    {"Mod", "kiln has no Mod op yet"},
-    {"Floor", "kiln has no Floor op yet"},
-    {"Ceil", "kiln has no Ceil op yet"},
-    {"Round", "kiln has no Round op yet"},
-    {"Sin", "kiln has no trigonometric ops yet"},
-    {"Cos", "kiln has no trigonometric ops yet"},
-    {"Tan", "kiln has no trigonometric ops yet"},
-    {"Asin", "kiln has no trigonometric ops yet"},
-    {"Acos", "kiln has no trigonometric ops yet"},
-    {"Atan", "kiln has no trigonometric ops yet"},
-    {"Sinh", "kiln has no trigonometric ops yet"},
-    {"Cosh", "kiln has no trigonometric ops yet"},
-    {"Asinh", "kiln has no trigonometric ops yet"},
-    {"Acosh", "kiln has no trigonometric ops yet"},
-    {"Atanh", "kiln has no trigonometric ops yet"},
     {"Resize", "kiln has no Resize op yet"},
     {"Upsample", "kiln has no Resize op yet"},
     {"QuantizeLinear", "quantization is not supported yet"},
