@@ -498,6 +498,29 @@ KILN_API void kiln_import_options_init(kiln_import_options *o);
 KILN_API kiln_graph *kiln_import_onnx(const char *path, const kiln_import_options *opts,
                                       kiln_status *status);
 
+/* ------------------------------------------------------------------------ */
+/* Gradients (passes/autodiff.c; docs/training.md)                           */
+/* ------------------------------------------------------------------------ */
+
+/* Adds to g the nodes computing the gradient of sum_j sum(dys[j] * ys[j])
+ * with respect to each xs[i], and writes its value to dxs_out[i] (same
+ * dtype and shape as xs[i]). dys may be NULL: ones of each y's shape (its
+ * shape must then be static). Reverse mode: gradients are summed over
+ * fan-out, broadcasting ops reduce them back to their inputs' shapes, and
+ * integer and bool values (and ops flagged not differentiable: comparisons,
+ * ArgMax, random ops, ...) carry none. An xs[i] that no y depends on gets a
+ * constant of zeros (UNIMPLEMENTED when its shape is symbolic). Every xs[i]
+ * must be a floating-point value; it may be any value of g, not only a
+ * placeholder or variable. The new nodes are ordinary ops, so a gradient can
+ * be differentiated again.
+ * On error every dxs_out[i] is invalid and status says why: a path through
+ * ops without a gradient rule gives UNIMPLEMENTED with one message listing
+ * every such op (and a node of each); nodes already added stay in the graph,
+ * unused. Not thread-safe for one graph. */
+KILN_API void kiln_gradients(kiln_graph *g, const kiln_value *ys, int ny, const kiln_value *xs,
+                             int nx, const kiln_value *dys, kiln_value *dxs_out,
+                             kiln_status *status);
+
 #ifdef __cplusplus
 }
 #endif

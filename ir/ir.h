@@ -214,6 +214,7 @@ typedef struct {
 
 struct ir_node;
 typedef struct ir_infer_ctx ir_infer_ctx;
+typedef struct ir_grad_ctx ir_grad_ctx;
 typedef struct ir_kernel_ctx ir_kernel_ctx;
 
 /* Computes output types from input types and attributes. Returns 0, or -1
@@ -223,6 +224,10 @@ typedef int (*ir_infer_fn)(ir_infer_ctx *cx);
 /* Computes outputs (allocated by the caller to the inferred types) from
  * inputs. Returns 0, or -1 after ir_kernel_error. */
 typedef int (*ir_kernel_fn)(ir_kernel_ctx *kx);
+/* Adds nodes computing an op's input gradients from its output gradients
+ * (see "Gradient rules" below). Returns 0, or -1 with an error recorded on
+ * the graph. */
+typedef int (*ir_grad_fn)(ir_grad_ctx *gx);
 
 enum {
     IR_OPF_SOURCE = 1u << 0,    /* no inputs: Placeholder, Constant, Variable */
@@ -241,7 +246,7 @@ typedef struct ir_opdef {
     unsigned flags;
     ir_infer_fn infer;
     ir_kernel_fn kernel;
-    const void *grad;  /* gradient rule: filled by autodiff */
+    ir_grad_fn grad;   /* gradient rule (ir/grad.c), NULL: none */
     const void *lower; /* lowering: filled by codegen */
     /* A one-line description for the op table in the docs. */
     const char *doc;
@@ -425,5 +430,38 @@ void ir_print_node(ir_buf *b, const kiln_graph *g, int node);
  * or an error code with status set; on error every outputs[i] is NULL. */
 int ir_eval_node(const ir_node *n, const ir_opdef *def, kiln_tensor *const *inputs, int ninputs,
                  size_t max_bytes, kiln_tensor **outputs, kiln_status *st);
+
+/* ---- Gradient rules (ir/grad.c; used by passes/autodiff.c) --------------
+ * A rule builds, on the same graph, nodes computing the gradient of each
+ * input from the gradients of the outputs, using kiln_op and the typed
+ * helpers, so that rules made of differentiable ops give second order for
+ * free. Adding nodes may move g->nodes: rules use the copy `n` (its
+ * pointers live in the arena and stay valid), never &g->nodes[node]. */
+struct ir_grad_ctx {
+    kiln_graph *g;
+    int node;                 /* the node being differentiated */
+    ir_node n;                /* a copy of it */
+    const kiln_value *inputs; /* n.ninputs */
+    const kiln_value *outputs;/* n.noutputs */
+    const kiln_value *dy;     /* per output; node < 0: zero gradient */
+    kiln_value *dx;           /* per input, set by the rule; invalid: none */
+};
+/* Sums dx (a gradient of a value broadcast to dx's shape) over the broadcast
+ * axes so it has target's shape: ReduceSum with keepdims over stretched
+ * dims, then over the leading dims. Returns dx itself when nothing is
+ * broadcast, an invalid value on error (recorded on g). */
+kiln_value ir_grad_unbroadcast(kiln_graph *g, kiln_value dx, const ir_type *target);
+/* Records "<op> '<node>': <message>" with code on the graph; returns -1. */
+int ir_grad_error(ir_grad_ctx *gx, int code, const char *fmt, ...) IR_PRINTF(3, 4);
+
+#define IR_GRAD_RULES(X)                                                                      \
+    X(Identity) X(Cast) X(Add) X(Sub) X(Mul) X(Div) X(Pow) X(Maximum) X(Minimum) X(Neg)     \
+    X(Abs) X(Exp) X(Log) X(Sqrt) X(Rsqrt) X(Reciprocal) X(Tanh) X(Sigmoid) X(Relu)          \
+    X(LeakyRelu) X(Elu) X(Gelu) X(Erf) X(Softplus) X(Clip) X(Where) X(MatMul) X(Gemm)       \
+    X(ReduceSum) X(ReduceMean) X(Transpose) X(Reshape) X(Flatten) X(Squeeze) X(Unsqueeze)   \
+    X(Concat) X(Slice) X(Expand) X(Softmax) X(LogSoftmax)
+#define IR_GRAD_DECL(name) int ir_grad_##name(ir_grad_ctx *gx);
+IR_GRAD_RULES(IR_GRAD_DECL)
+#undef IR_GRAD_DECL
 
 #endif /* KILN_IR_H */

@@ -115,7 +115,7 @@ static int kernel_copy(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_Identity = {
     .name = "Identity", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .flags = IR_OPF_ELEMENTWISE,
-    .infer = infer_identity, .kernel = kernel_copy,
+    .infer = infer_identity, .kernel = kernel_copy, .grad = ir_grad_Identity,
     .doc = "Returns its input.",
 };
 
@@ -155,6 +155,6 @@ static int kernel_cast(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_Cast = {
     .name = "Cast", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = cast_attrs, .nattrs = 1, .flags = IR_OPF_ELEMENTWISE,
-    .infer = infer_cast, .kernel = kernel_cast,
+    .infer = infer_cast, .kernel = kernel_cast, .grad = ir_grad_Cast,
     .doc = "Converts to dtype 'to' (float to int truncates toward zero, saturating to int64 (NaN: 0), then wraps to the width).",
 };

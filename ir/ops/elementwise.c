@@ -96,7 +96,7 @@ static int min_i(int64_t a, int64_t b, int64_t *r) { *r = a < b ? a : b; return 
     const ir_opdef ir_opdef_##NAME = {                                              \
         .name = #NAME, .min_inputs = 2, .max_inputs = 2, .noutputs = 1,               \
         .flags = IR_OPF_ELEMENTWISE, .infer = infer_binary_numeric,                   \
-        .kernel = kernel_##NAME, .doc = DOC,                                          \
+        .kernel = kernel_##NAME, .grad = ir_grad_##NAME, .doc = DOC,                  \
     };
 
 BINARY_OP(Add, add_f, add_i, "a + b (broadcasting).")
@@ -226,7 +226,7 @@ static int infer_clip(ir_infer_ctx *cx)
     const ir_opdef ir_opdef_##NAME = {                                                      \
         .name = #NAME, .min_inputs = 1, .max_inputs = 1, .noutputs = 1,                       \
         .attrs = ATTRS, .nattrs = NATTRS, .flags = IR_OPF_ELEMENTWISE, .infer = INFER,        \
-        .kernel = kernel_##NAME, .doc = DOC,                                                  \
+        .kernel = kernel_##NAME, .grad = ir_grad_##NAME, .doc = DOC,                          \
     };
 
 static const ir_attrdef leaky_attrs[] = {IR_ATTR_F("alpha", 0.01)};
@@ -370,6 +370,6 @@ static int kernel_where(ir_kernel_ctx *kx)
 
 const ir_opdef ir_opdef_Where = {
     .name = "Where", .min_inputs = 3, .max_inputs = 3, .noutputs = 1,
-    .flags = IR_OPF_ELEMENTWISE, .infer = infer_where, .kernel = kernel_where,
+    .flags = IR_OPF_ELEMENTWISE, .infer = infer_where, .kernel = kernel_where, .grad = ir_grad_Where,
     .doc = "Where(cond, a, b): a where cond else b (broadcasting all three).",
 };

@@ -167,7 +167,7 @@ static int kernel_matmul(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_MatMul = {
     .name = "MatMul", .min_inputs = 2, .max_inputs = 2, .noutputs = 1,
     .attrs = matmul_attrs, .nattrs = 2,
-    .infer = infer_matmul, .kernel = kernel_matmul,
+    .infer = infer_matmul, .kernel = kernel_matmul, .grad = ir_grad_MatMul,
     .doc = "a @ b, numpy matmul semantics; transpose_a/_b swap the last two dims of a/b first.",
 };
 
@@ -263,6 +263,6 @@ static int kernel_gemm(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_Gemm = {
     .name = "Gemm", .min_inputs = 2, .max_inputs = 3, .noutputs = 1,
     .attrs = gemm_attrs, .nattrs = 4,
-    .infer = infer_gemm, .kernel = kernel_gemm,
+    .infer = infer_gemm, .kernel = kernel_gemm, .grad = ir_grad_Gemm,
     .doc = "Gemm(A, B, [C]): alpha * op(A) @ op(B) + beta * C; 2-D A, B; C broadcasts to [M, N].",
 };

@@ -94,14 +94,14 @@ static int kernel_log_softmax(ir_kernel_ctx *kx) { return run_softmax(kx, true);
 const ir_opdef ir_opdef_Softmax = {
     .name = "Softmax", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = softmax_attrs, .nattrs = 1,
-    .infer = infer_softmax, .kernel = kernel_softmax,
+    .infer = infer_softmax, .kernel = kernel_softmax, .grad = ir_grad_Softmax,
     .doc = "exp(x) / sum(exp(x)) along 'axis' (default -1), computed stably.",
 };
 
 const ir_opdef ir_opdef_LogSoftmax = {
     .name = "LogSoftmax", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = softmax_attrs, .nattrs = 1,
-    .infer = infer_softmax, .kernel = kernel_log_softmax,
+    .infer = infer_softmax, .kernel = kernel_log_softmax, .grad = ir_grad_LogSoftmax,
     .doc = "x - log(sum(exp(x))) along 'axis' (default -1), computed stably.",
 };
 

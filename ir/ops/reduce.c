@@ -127,23 +127,23 @@ static int run_reduce(ir_kernel_ctx *kx, int how)
     return 0;
 }
 
-#define REDUCE_OP(NAME, INFER, HOW, DOC)                                                    \
+#define REDUCE_OP(NAME, INFER, HOW, GRAD, DOC)                                              \
     static int kernel_##NAME(ir_kernel_ctx *kx) { return run_reduce(kx, HOW); }             \
     const ir_opdef ir_opdef_##NAME = {                                                     \
         .name = #NAME, .min_inputs = 1, .max_inputs = 1, .noutputs = 1,                      \
         .attrs = reduce_attrs, .nattrs = 2, .infer = INFER, .kernel = kernel_##NAME,         \
-        .doc = DOC,                                                                          \
+        .grad = GRAD, .doc = DOC,                                                            \
     };
 
-REDUCE_OP(ReduceSum, infer_reduce_numeric, RED_SUM,
+REDUCE_OP(ReduceSum, infer_reduce_numeric, RED_SUM, ir_grad_ReduceSum,
           "Sum over 'axes' (all when unset or empty); keepdims keeps them as size 1.")
-REDUCE_OP(ReduceMean, infer_reduce_float, RED_MEAN,
+REDUCE_OP(ReduceMean, infer_reduce_float, RED_MEAN, ir_grad_ReduceMean,
           "Mean over 'axes' (all when unset or empty); an empty axis gives NaN.")
-REDUCE_OP(ReduceMax, infer_reduce_numeric, RED_MAX,
+REDUCE_OP(ReduceMax, infer_reduce_numeric, RED_MAX, NULL,
           "Maximum over 'axes' (all when unset or empty); NaN propagates; empty axis: error.")
-REDUCE_OP(ReduceMin, infer_reduce_numeric, RED_MIN,
+REDUCE_OP(ReduceMin, infer_reduce_numeric, RED_MIN, NULL,
           "Minimum over 'axes' (all when unset or empty); NaN propagates; empty axis: error.")
-REDUCE_OP(ReduceProd, infer_reduce_numeric, RED_PROD,
+REDUCE_OP(ReduceProd, infer_reduce_numeric, RED_PROD, NULL,
           "Product over 'axes' (all when unset or empty); an empty axis gives 1.")
 
 /* ---- ArgMax, ArgMin ---- */

@@ -132,7 +132,7 @@ static int kernel_transpose(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_Transpose = {
     .name = "Transpose", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = transpose_attrs, .nattrs = 1,
-    .infer = infer_transpose, .kernel = kernel_transpose,
+    .infer = infer_transpose, .kernel = kernel_transpose, .grad = ir_grad_Transpose,
     .doc = "Permutes the dims: output dim i is input dim perm[i] (perm unset: reversed).",
 };
 
@@ -208,7 +208,7 @@ static int infer_reshape(ir_infer_ctx *cx)
 const ir_opdef ir_opdef_Reshape = {
     .name = "Reshape", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = reshape_attrs, .nattrs = 1,
-    .infer = infer_reshape, .kernel = kernel_copy,
+    .infer = infer_reshape, .kernel = kernel_copy, .grad = ir_grad_Reshape,
     .doc = "Same elements, new shape; a 0 copies the input dim there, one -1 is inferred.",
 };
 
@@ -235,7 +235,7 @@ static int infer_flatten(ir_infer_ctx *cx)
 const ir_opdef ir_opdef_Flatten = {
     .name = "Flatten", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = flatten_attrs, .nattrs = 1,
-    .infer = infer_flatten, .kernel = kernel_copy,
+    .infer = infer_flatten, .kernel = kernel_copy, .grad = ir_grad_Flatten,
     .doc = "To 2-D: [prod(dims[:axis]), prod(dims[axis:])]; axis in [-rank, rank].",
 };
 
@@ -283,7 +283,7 @@ static int infer_squeeze(ir_infer_ctx *cx)
 const ir_opdef ir_opdef_Squeeze = {
     .name = "Squeeze", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = squeeze_attrs, .nattrs = 1,
-    .infer = infer_squeeze, .kernel = kernel_copy,
+    .infer = infer_squeeze, .kernel = kernel_copy, .grad = ir_grad_Squeeze,
     .doc = "Removes size-1 dims: those in axes, or (axes unset or empty, all dims known) every dim of 1.",
 };
 
@@ -319,7 +319,7 @@ static int infer_unsqueeze(ir_infer_ctx *cx)
 const ir_opdef ir_opdef_Unsqueeze = {
     .name = "Unsqueeze", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = unsqueeze_attrs, .nattrs = 1,
-    .infer = infer_unsqueeze, .kernel = kernel_copy,
+    .infer = infer_unsqueeze, .kernel = kernel_copy, .grad = ir_grad_Unsqueeze,
     .doc = "Inserts size-1 dims at axes, indexed in the output's dims.",
 };
 
@@ -389,7 +389,7 @@ static int kernel_concat(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_Concat = {
     .name = "Concat", .min_inputs = 1, .max_inputs = -1, .noutputs = 1,
     .attrs = concat_attrs, .nattrs = 1,
-    .infer = infer_concat, .kernel = kernel_concat,
+    .infer = infer_concat, .kernel = kernel_concat, .grad = ir_grad_Concat,
     .doc = "Joins its inputs along axis; all other dims must agree.",
 };
 
@@ -530,7 +530,7 @@ static int kernel_expand(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_Expand = {
     .name = "Expand", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = expand_attrs, .nattrs = 1,
-    .infer = infer_expand, .kernel = kernel_expand,
+    .infer = infer_expand, .kernel = kernel_expand, .grad = ir_grad_Expand,
     .doc = "Broadcasts x to broadcast(x.shape, shape) (numpy rules; a 1 in shape keeps x's dim).",
 };
 

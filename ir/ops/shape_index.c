@@ -134,7 +134,7 @@ static int kernel_slice(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_Slice = {
     .name = "Slice", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = slice_attrs, .nattrs = 4,
-    .infer = infer_slice, .kernel = kernel_slice,
+    .infer = infer_slice, .kernel = kernel_slice, .grad = ir_grad_Slice,
     .doc = "x[starts:ends:steps] along axes (ONNX clamping; negative indices and steps allowed).",
 };
 
