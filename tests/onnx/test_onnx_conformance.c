@@ -339,6 +339,10 @@ int main(int argc, char **argv)
     if (!is_dir(data)) {
         printf("ONNX test data not found at %s (set KILN_ONNX_TESTS): 0 passed, 0 failed, %d skipped\n",
                data, ncases > 0 ? ncases : 0);
+        if (cases != argv + 1) {
+            for (int i = 0; i < ncases; i++) free(cases[i]);
+            free(cases);
+        }
         return 0;
     }
     int pass = 0, failed = 0, skipped = 0;
