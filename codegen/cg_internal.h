@@ -127,6 +127,13 @@ int cg_lower_conv_group(cg_ctx *c, cg_kernel *k);
  * output, in place; `head` is the member whose value is the output's current
  * contents. Returns the function. */
 LLVMValueRef cg_emit_epilogue(cg_ctx *c, cg_kernel *k, int head);
+/* Emits `void pro(ptr args, i64 offset, i64 count, ptr dst)`: evaluates the
+ * group's elementwise members except the root (the reduction consuming
+ * them) at elements [offset, offset + count) of their result, into dst.
+ * Returns the function, or NULL when the group has no such members. */
+LLVMValueRef cg_emit_prologue(cg_ctx *c, cg_kernel *k);
+/* A reduction with a fused elementwise prologue (lower_reduce.c). */
+int cg_lower_reduce_group(cg_ctx *c, cg_kernel *k);
 
 typedef int (*cg_lower_fn)(cg_ctx *c, cg_kernel *k);
 

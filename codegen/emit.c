@@ -305,7 +305,13 @@ static int emit_kernel(cg_ctx *c, const cg_spec *s, const cg_plan *p, int kidx, 
         product |= op == IR_OP_MatMul || op == IR_OP_Gemm;
         conv |= op == IR_OP_Conv2D;
     }
-    cg_lower_fn lower = !fused ? cg_lowering(n->op) : product ? cg_lower_matmul_group : conv ? cg_lower_conv_group : cg_lower_group;
+    /* a group rooted at a reduction: the members before it are its prologue */
+    bool reduction = fused && !(ir_op_def(n->op)->flags & IR_OPF_ELEMENTWISE);
+    cg_lower_fn lower = !fused        ? cg_lowering(n->op)
+                        : product     ? cg_lower_matmul_group
+                        : conv        ? cg_lower_conv_group
+                        : reduction   ? cg_lower_reduce_group
+                                      : cg_lower_group;
     LLVMTypeRef params[3] = {c->t_ptr, c->t_i64, c->t_i64};
     LLVMTypeRef ft = LLVMFunctionType(c->t_void, params, 3, 0);
     char name[64];

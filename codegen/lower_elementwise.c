@@ -387,7 +387,8 @@ static LLVMValueRef expr_eval(cg_ctx *c, const ew_expr *e, LLVMValueRef *leaf_va
  * coalesced layout L for rows starting at `row` ... : computes and stores
  * the root for output offsets out_base + j. */
 static int emit_row(cg_ctx *c, const ew_expr *e, const ew_layout *L, const cg_operand *leaf_ops, LLVMValueRef out_ptr,
-                    const ir_type *out_type, LLVMValueRef row, LLVMValueRef from, LLVMValueRef to, LLVMValueRef err)
+                    LLVMValueRef out_shift, const ir_type *out_type, LLVMValueRef row, LLVMValueRef from,
+                    LLVMValueRef to, LLVMValueRef err)
 {
     int r = L->rank;
     int64_t inner = L->dims[r - 1];
@@ -412,6 +413,7 @@ static int emit_row(cg_ctx *c, const ew_expr *e, const ew_layout *L, const cg_op
         x[i] = cg_load_elem(c, e->leaf_type[i]->dtype, leaf_ops[i].ptr, off);
     }
     LLVMValueRef at = LLVMBuildAdd(c->b, out_base, j.i, "");
+    if (out_shift) at = LLVMBuildSub(c->b, at, out_shift, "");
     LLVMValueRef head = e->head >= 0 ? cg_load_elem(c, out_type->dtype, out_ptr, at) : NULL;
     LLVMValueRef y = expr_eval(c, e, x, head, err);
     if (!y) return -1;
@@ -455,7 +457,7 @@ static int lower_expr(cg_ctx *c, cg_kernel *k)
     LLVMValueRef from = LLVMBuildMul(c->b, ch, cg_i64(c, chunk), "");
     LLVMValueRef to = LLVMBuildAdd(c->b, from, cg_i64(c, chunk), "");
     to = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, to, cg_i64(c, inner), ""), to, cg_i64(c, inner), "");
-    if (emit_row(c, &e, &L, k->in, k->out[0].ptr, out, row, from, to, k->err))
+    if (emit_row(c, &e, &L, k->in, k->out[0].ptr, NULL, out, row, from, to, k->err))
         return cg_error(c, k, KILN_ERR_INTERNAL, "no elementwise lowering");
     cg_loop_end(c, &w);
     return 0;
@@ -465,20 +467,24 @@ static int lower_elementwise(cg_ctx *c, cg_kernel *k) { return lower_expr(c, k);
 
 int cg_lower_group(cg_ctx *c, cg_kernel *k) { return lower_expr(c, k); }
 
-LLVMValueRef cg_emit_epilogue(cg_ctx *c, cg_kernel *k, int head)
+/* Emits a function that evaluates expression e over elements [off, off +
+ * cnt) of a contiguous tensor of type out: `void epi(ptr args, i64 off,
+ * i64 cnt)` writing into the kernel's output (prologue false), or `void
+ * pro(ptr args, i64 off, i64 cnt, ptr dst)` writing element off + j to
+ * dst[j] (prologue true). args is the kernel's operand array. */
+static LLVMValueRef emit_piecewise(cg_ctx *c, ew_expr *e_in, const ir_type *out, bool prologue, const char *what)
 {
-    ew_expr e;
-    expr_init(&e, k, head);
-    const ir_type *out = k->out[0].type;
+    ew_expr e = *e_in;
+    if (e.members == &e_in->single) e.members = &e.single;
     ew_layout L;
     expr_layout(&e, out, &L);
     int r = L.rank;
     int64_t inner = L.dims[r - 1];
     LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
-    LLVMTypeRef params[3] = {c->t_ptr, c->t_i64, c->t_i64};
-    LLVMTypeRef ft = LLVMFunctionType(c->t_void, params, 3, 0);
+    LLVMTypeRef params[4] = {c->t_ptr, c->t_i64, c->t_i64, c->t_ptr};
+    LLVMTypeRef ft = LLVMFunctionType(c->t_void, params, prologue ? 4 : 3, 0);
     char name[64];
-    snprintf(name, sizeof name, "kiln_epilogue_%d", c->kernel_index);
+    snprintf(name, sizeof name, "kiln_%s_%d", what, c->kernel_index);
     LLVMValueRef fn = LLVMAddFunction(c->mod, name, ft);
     LLVMSetLinkage(fn, LLVMInternalLinkage);
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
@@ -490,7 +496,8 @@ LLVMValueRef cg_emit_epilogue(cg_ctx *c, cg_kernel *k, int head)
         ops[i].ptr = LLVMBuildLoad2(c->b, c->t_ptr, LLVMBuildGEP2(c->b, c->t_ptr, args, &idx, 1, ""), "");
         ops[i].type = NULL;
     }
-    LLVMValueRef out_ptr = ops[e.nleaves].ptr, err = ops[e.nleaves + 1].ptr;
+    LLVMValueRef out_ptr = prologue ? LLVMGetParam(fn, 3) : ops[e.nleaves].ptr, err = ops[e.nleaves + 1].ptr;
+    LLVMValueRef shift = prologue ? off : NULL;
     /* walk [off, off + cnt) as pieces of rows of the innermost dim */
     LLVMValueRef end = LLVMBuildAdd(c->b, off, cnt, "");
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
@@ -508,7 +515,7 @@ LLVMValueRef cg_emit_epilogue(cg_ctx *c, cg_kernel *k, int head)
     LLVMValueRef row_end = LLVMBuildMul(c->b, LLVMBuildAdd(c->b, row, cg_i64(c, 1), ""), cg_i64(c, inner), "");
     LLVMValueRef stop = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, row_end, end, ""), row_end, end, "");
     LLVMValueRef to = LLVMBuildAdd(c->b, col, LLVMBuildSub(c->b, stop, f, ""), "");
-    if (emit_row(c, &e, &L, ops, out_ptr, out, row, col, to, err)) return NULL;
+    if (emit_row(c, &e, &L, ops, out_ptr, shift, out, row, col, to, err)) return NULL;
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
     LLVMAddIncoming(f, &stop, &latch, 1);
     LLVMBuildBr(c->b, head_bb);
@@ -516,6 +523,25 @@ LLVMValueRef cg_emit_epilogue(cg_ctx *c, cg_kernel *k, int head)
     LLVMBuildRetVoid(c->b);
     LLVMPositionBuilderAtEnd(c->b, saved);
     return fn;
+}
+
+LLVMValueRef cg_emit_epilogue(cg_ctx *c, cg_kernel *k, int head)
+{
+    ew_expr e;
+    expr_init(&e, k, head);
+    return emit_piecewise(c, &e, k->out[0].type, false, "epilogue");
+}
+
+LLVMValueRef cg_emit_prologue(cg_ctx *c, cg_kernel *k)
+{
+    ew_expr e;
+    expr_init(&e, k, -1);
+    if (e.nmembers < 2) return NULL;
+    /* the members but the consumer (the root, last) */
+    e.nmembers--;
+    e.root = e.members[e.nmembers - 1];
+    const ir_type *out = &e.g->nodes[e.root].outputs[0];
+    return emit_piecewise(c, &e, out, true, "prologue");
 }
 
 /* Assign(var, value): copies value into the variable and into the output. */

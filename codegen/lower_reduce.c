@@ -77,12 +77,12 @@ static int report_empty(cg_ctx *c, cg_kernel *k)
     return 0;
 }
 
-static int check_dtype(cg_ctx *c, cg_kernel *k, const char **sfx)
+static int check_dtype(cg_ctx *c, cg_kernel *k, const ir_type *x, const char **sfx)
 {
-    *sfx = dtype_suffix(k->in[0].type->dtype);
+    *sfx = dtype_suffix(x->dtype);
     if (*sfx) return 0;
     return cg_error(c, k, KILN_ERR_UNIMPLEMENTED, "the CPU backend cannot compile %s for %s",
-                    ir_op_def(k->node->op)->name, kiln_dtype_name(k->in[0].type->dtype));
+                    ir_op_def(k->node->op)->name, kiln_dtype_name(x->dtype));
 }
 
 /* ---- ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd ---- */
@@ -119,11 +119,12 @@ static void coalesce(const ir_type *x, const bool *reduced, red_shape *s)
     }
 }
 
-static int lower_reduce(cg_ctx *c, cg_kernel *k, int op)
+/* The reduction k->node of x, read from k->in[0] or, with a prologue
+ * function, computed by it run by run. */
+static int lower_reduce_of(cg_ctx *c, cg_kernel *k, int op, const ir_type *x, LLVMValueRef pro)
 {
     const char *sfx;
-    if (check_dtype(c, k, &sfx)) return -1;
-    const ir_type *x = k->in[0].type;
+    if (check_dtype(c, k, x, &sfx)) return -1;
     bool reduced[IR_MAX_RANK];
     int naxes;
     const int64_t *axes = ir_node_ints(k->node, "axes", &naxes);
@@ -178,15 +179,41 @@ static int lower_reduce(cg_ctx *c, cg_kernel *k, int op)
     LLVMValueRef rdv = cg_const_i64s(c, rd, nr > 0 ? nr : 1), rsv = cg_const_i64s(c, rs, nr > 0 ? nr : 1);
     if (!kdv || !ksv || !rdv || !rsv) return cg_error(c, k, KILN_ERR_OUT_OF_MEMORY, "out of memory");
     char name[32];
-    snprintf(name, sizeof name, "kk_reduce_%s", sfx);
-    LLVMValueRef args[] = {k->in[0].ptr, k->out[0].ptr, cg_i64(c, op), cg_i64(c, row_mode),
+    snprintf(name, sizeof name, pro ? "kk_reduce_pro_%s" : "kk_reduce_%s", sfx);
+    LLVMValueRef args[] = {pro ? pro : k->in[0].ptr, k->out[0].ptr, cg_i64(c, op), cg_i64(c, row_mode),
                            cg_i64(c, nk), kdv, ksv, cg_i64(c, nr), rdv, rsv, cg_i64(c, npos),
                            cg_i64(c, len), cg_i64(c, tile), cg_i64(c, ntiles), cg_i64(c, count),
                            cg_i64(c, nwork), k->begin, k->end};
-    cg_call_void(c, name, args, (int)(sizeof args / sizeof args[0]));
+    if (pro) {
+        LLVMValueRef pargs[sizeof args / sizeof args[0] + 1];
+        pargs[0] = pro;
+        pargs[1] = k->args;
+        for (size_t i = 1; i < sizeof args / sizeof args[0]; i++) pargs[i + 1] = args[i];
+        cg_call_void(c, name, pargs, (int)(sizeof pargs / sizeof pargs[0]));
+    } else {
+        cg_call_void(c, name, args, (int)(sizeof args / sizeof args[0]));
+    }
     k->work = max64(nwork, 1);
     k->grain = grain_for(per_item);
     return 0;
+}
+
+static int lower_reduce(cg_ctx *c, cg_kernel *k, int op) { return lower_reduce_of(c, k, op, k->in[0].type, NULL); }
+
+/* A reduction whose input is a fused elementwise expression: the kernel
+ * reads the input through the prologue, a run of at most KK_RED_TILE
+ * elements at a time, so the expression's result never reaches memory. */
+int cg_lower_reduce_group(cg_ctx *c, cg_kernel *k)
+{
+    static const int ops[] = {[IR_OP_ReduceSum] = KK_RED_SUM + 1, [IR_OP_ReduceMean] = KK_RED_MEAN + 1,
+                              [IR_OP_ReduceMax] = KK_RED_MAX + 1, [IR_OP_ReduceMin] = KK_RED_MIN + 1,
+                              [IR_OP_ReduceProd] = KK_RED_PROD + 1};
+    const ir_node *n = k->node;
+    int op = (size_t)n->op < sizeof ops / sizeof ops[0] ? ops[n->op] - 1 : -1;
+    if (op < 0) return cg_error(c, k, KILN_ERR_INTERNAL, "not a reduction with a prologue");
+    LLVMValueRef pro = cg_emit_prologue(c, k);
+    if (!pro) return cg_error(c, k, KILN_ERR_INTERNAL, "cannot emit the prologue");
+    return lower_reduce_of(c, k, op, ir_value_type(k->graph, n->inputs[0]), pro);
 }
 
 int cg_lower_ReduceSum(cg_ctx *c, cg_kernel *k) { return lower_reduce(c, k, KK_RED_SUM); }
@@ -200,7 +227,7 @@ int cg_lower_ReduceProd(cg_ctx *c, cg_kernel *k) { return lower_reduce(c, k, KK_
 static int lower_arg(cg_ctx *c, cg_kernel *k, bool is_max)
 {
     const char *sfx;
-    if (check_dtype(c, k, &sfx)) return -1;
+    if (check_dtype(c, k, k->in[0].type, &sfx)) return -1;
     const ir_type *x = k->in[0].type;
     int ax;
     if (!ir_norm_axis(ir_node_int(k->node, "axis"), x->rank, &ax))

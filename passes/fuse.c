@@ -9,6 +9,10 @@
  *    such a kernel joins it as its head when the kernel's result has the
  *    head's shape and dtype: bias adds, activations, residual adds and clips
  *    then run on each block of the output as it is finished.
+ *  - Prologues: a reduction (ReduceSum, ReduceMean, ReduceMax, ReduceMin,
+ *    ReduceProd) roots a kernel that absorbs the elementwise tree computing
+ *    its input, as above; the reduction then reads the tree's values run by
+ *    run as it goes (e.g. ReduceSum(x*x) reads only x).
  *
  * The pass only annotates (g->kernel_of); the graph's nodes stay as they
  * are, so the text form shows each node with the kernel it belongs to. It
@@ -21,6 +25,12 @@
 #define FUSE_MAX_LEAVES 16
 
 static bool is_elementwise(const ir_node *n) { return (ir_op_def(n->op)->flags & IR_OPF_ELEMENTWISE) != 0; }
+
+static bool is_reduction(const ir_node *n)
+{
+    return n->op == IR_OP_ReduceSum || n->op == IR_OP_ReduceMean || n->op == IR_OP_ReduceMax ||
+           n->op == IR_OP_ReduceMin || n->op == IR_OP_ReduceProd;
+}
 
 static bool is_head(const kiln_graph *g, const ir_node *n)
 {
@@ -70,18 +80,21 @@ int pass_fuse(kiln_graph *g, pass_context *cx, bool *changed)
     for (int k = 0; k < g->noutputs; k++) uses[g->outputs[k].node] += 1000000; /* must be materialized */
     for (int root = nn - 1; root >= 0; root--) {
         const ir_node *r = &g->nodes[root];
-        if (kernel_of[root] >= 0 || !is_elementwise(r) || r->noutputs != 1) continue;
+        bool reduction = is_reduction(r);
+        if (kernel_of[root] >= 0 || !(is_elementwise(r) || reduction) || r->noutputs != 1) continue;
         int nm = 0;
         members[nm++] = root;
         kernel_of[root] = root;
-        bool has_head = false;
+        bool has_head = reduction; /* a reduction's prologue takes no head */
         /* Grow: look at producers of members' inputs, newest first. */
         for (bool grew = true; grew && nm < FUSE_MAX_MEMBERS;) {
             grew = false;
             for (int m = 0; m < nm && nm < FUSE_MAX_MEMBERS; m++) {
                 const ir_node *x = &g->nodes[members[m]];
-                if (!is_elementwise(x)) continue; /* a head's inputs are leaves */
-                for (int k = 0; k < x->ninputs && nm < FUSE_MAX_MEMBERS; k++) {
+                /* a head's inputs are leaves; a reduction's input may be computed */
+                bool reducer = reduction && members[m] == root;
+                if (!is_elementwise(x) && !reducer) continue;
+                for (int k = 0; k < (reducer ? 1 : x->ninputs) && nm < FUSE_MAX_MEMBERS; k++) {
                     int p = x->inputs[k].node;
                     const ir_node *pn = &g->nodes[p];
                     if (kernel_of[p] >= 0 || x->inputs[k].index != 0 || pn->noutputs != 1) continue;
@@ -95,7 +108,8 @@ int pass_fuse(kiln_graph *g, pass_context *cx, bool *changed)
                         for (int t = 0; t < q->ninputs; t++)
                             if (q->inputs[t].node == p) {
                                 inside++;
-                                feeds_head |= !is_elementwise(q); /* a head reads it from memory */
+                                /* a head reads it from memory */
+                                feeds_head |= !is_elementwise(q) && !(reduction && members[j] == root);
                             }
                     }
                     if (inside != uses[p] || feeds_head) continue;

@@ -8,7 +8,7 @@
 
 static const pass_def passes[] = {
     {"dce", pass_dce, "dead-code elimination: drops nodes no declared output needs"},
-    {"fuse", pass_fuse, "fusion: groups elementwise trees, and MatMul/Gemm with their elementwise epilogues, into single kernels"},
+    {"fuse", pass_fuse, "fusion: groups elementwise trees, MatMul/Gemm/Conv2D with their elementwise epilogues, and reductions with their elementwise prologues, into single kernels"},
     {"cse", pass_cse, "common-subexpression elimination: merges nodes with the same op, inputs and attributes"},
     {"fold", pass_fold, "constant folding: evaluates nodes whose inputs are all constants (up to the fold limit)"},
     {"simplify", pass_simplify, "algebraic simplification: x+0, x*1, x/1, Neg(Neg x), Identity, no-op shape ops, chains"},

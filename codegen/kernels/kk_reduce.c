@@ -389,21 +389,30 @@ AI void FN(store_c)(void *y, int64_t i, C v)
 }
 
 /* Row mode: output element w reduces npos contiguous rows of len. */
-AI void FN(reduce_rows)(const void *x, void *y, int64_t op, int64_t nkeep, const int64_t *kd,
+AI void FN(reduce_rows)(const void *x, kk_pro_fn pro, void *pa, void *y, int64_t op, int64_t nkeep, const int64_t *kd,
                         const int64_t *ks, int64_t nred, const int64_t *rd, const int64_t *rs,
                         int64_t npos, int64_t len, int64_t count, int64_t begin, int64_t end)
 {
     const int64_t sum_like = op == KK_RED_SUM || op == KK_RED_MEAN || op == KK_RED_PROD;
     const int64_t prod = op == KK_RED_PROD, is_max = op == KK_RED_MAX;
     for (int64_t w = begin; w < end; w++) {
-        const T *xb = (const T *)x + odo_offset(w, nkeep, kd, ks);
+        const int64_t xoff = odo_offset(w, nkeep, kd, ks);
+        const T *xb = pro ? NULL : (const T *)x + xoff;
+        T buf[KK_RED_TILE];
         int64_t idx[KK_RED_MAX_DIMS] = {0}, roff = 0;
         if (sum_like) {
             VA v;
             A s = prod ? (A)1 : (A)0;
             for (int j = 0; j < VW; j++) v[j] = s;
             for (int64_t p = 0; p < npos; p++) {
-                FN(row_sum)(xb + roff, len, prod, &v, &s);
+                if (pro)
+                    for (int64_t c0 = 0; c0 < len; c0 += KK_RED_TILE) {
+                        const int64_t m = min64(KK_RED_TILE, len - c0);
+                        pro(pa, xoff + roff + c0, m, buf);
+                        FN(row_sum)(buf, m, prod, &v, &s);
+                    }
+                else
+                    FN(row_sum)(xb + roff, len, prod, &v, &s);
                 odo_next(idx, &roff, nred, rd, rs);
             }
             for (int j = 0; j < VW; j++) {
@@ -416,7 +425,14 @@ AI void FN(reduce_rows)(const void *x, void *y, int64_t op, int64_t nkeep, const
             C s = is_max ? C_LOWEST : C_HIGHEST;
             for (int j = 0; j < VW; j++) v[j] = s;
             for (int64_t p = 0; p < npos; p++) {
-                FN(row_max)(xb + roff, len, is_max, &v, &s);
+                if (pro)
+                    for (int64_t c0 = 0; c0 < len; c0 += KK_RED_TILE) {
+                        const int64_t m = min64(KK_RED_TILE, len - c0);
+                        pro(pa, xoff + roff + c0, m, buf);
+                        FN(row_max)(buf, m, is_max, &v, &s);
+                    }
+                else
+                    FN(row_max)(xb + roff, len, is_max, &v, &s);
                 odo_next(idx, &roff, nred, rd, rs);
             }
             FN(store_c)(y, w, FN(combine_max)(v, s, is_max));
@@ -426,7 +442,7 @@ AI void FN(reduce_rows)(const void *x, void *y, int64_t op, int64_t nkeep, const
 
 /* Column mode: a tile of n <= KK_RED_TILE contiguous outputs accumulates
  * one contiguous input row per reduced position. */
-AI void FN(reduce_cols)(const void *x, void *y, int64_t op, int64_t nkeep, const int64_t *kd,
+AI void FN(reduce_cols)(const void *x, kk_pro_fn pro, void *pa, void *y, int64_t op, int64_t nkeep, const int64_t *kd,
                         const int64_t *ks, int64_t nred, const int64_t *rd, const int64_t *rs,
                         int64_t npos, int64_t len, int64_t tile, int64_t ntiles, int64_t count,
                         int64_t begin, int64_t end)
@@ -436,7 +452,9 @@ AI void FN(reduce_cols)(const void *x, void *y, int64_t op, int64_t nkeep, const
     for (int64_t w = begin; w < end; w++) {
         const int64_t row = w / ntiles, j0 = (w % ntiles) * tile;
         const int64_t n = min64(tile, len - j0);
-        const T *xb = (const T *)x + odo_offset(row, nkeep, kd, ks) + j0;
+        const int64_t xoff = odo_offset(row, nkeep, kd, ks) + j0;
+        const T *xb = pro ? NULL : (const T *)x + xoff;
+        T buf[KK_RED_TILE];
         const int64_t yb = row * len + j0;
         int64_t idx[KK_RED_MAX_DIMS] = {0}, roff = 0;
         if (sum_like) {
@@ -444,7 +462,9 @@ AI void FN(reduce_cols)(const void *x, void *y, int64_t op, int64_t nkeep, const
             const A init = prod ? (A)1 : (A)0;
             for (int64_t j = 0; j < n; j++) acc[j] = init;
             for (int64_t p = 0; p < npos; p++) {
-                const T *xr = xb + roff;
+                const T *xr = buf;
+                if (pro) pro(pa, xoff + roff, n, buf);
+                else xr = xb + roff;
                 if (prod)
                     for (int64_t j = 0; j < n; j++) acc[j] *= TO_A(LD(xr, j));
                 else
@@ -457,7 +477,9 @@ AI void FN(reduce_cols)(const void *x, void *y, int64_t op, int64_t nkeep, const
             const C init = is_max ? C_LOWEST : C_HIGHEST;
             for (int64_t j = 0; j < n; j++) acc[j] = init;
             for (int64_t p = 0; p < npos; p++) {
-                const T *xr = xb + roff;
+                const T *xr = buf;
+                if (pro) pro(pa, xoff + roff, n, buf);
+                else xr = xb + roff;
                 if (is_max)
                     for (int64_t j = 0; j < n; j++) {
                         C e = LD(xr, j), a = acc[j];
@@ -487,11 +509,30 @@ __attribute__((always_inline)) void FN(kk_reduce)(const void *x, void *y, int64_
 {
     end = min64(end, nwork);
     if (row_mode)
-        FN(reduce_rows)(x, y, op, nkeep, keep_dims, keep_strides, nred, red_dims, red_strides,
-                        npos, len, count, begin, end);
+        FN(reduce_rows)(x, NULL, NULL, y, op, nkeep, keep_dims, keep_strides, nred, red_dims,
+                        red_strides, npos, len, count, begin, end);
     else
-        FN(reduce_cols)(x, y, op, nkeep, keep_dims, keep_strides, nred, red_dims, red_strides,
-                        npos, len, tile, ntiles, count, begin, end);
+        FN(reduce_cols)(x, NULL, NULL, y, op, nkeep, keep_dims, keep_strides, nred, red_dims,
+                        red_strides, npos, len, tile, ntiles, count, begin, end);
+}
+
+__attribute__((always_inline)) void FN(kk_reduce_pro)(kk_pro_fn pro, void *pro_args, void *y,
+                                                      int64_t op, int64_t row_mode,
+                                                      int64_t nkeep, const int64_t *keep_dims,
+                                                      const int64_t *keep_strides, int64_t nred,
+                                                      const int64_t *red_dims,
+                                                      const int64_t *red_strides, int64_t npos,
+                                                      int64_t len, int64_t tile, int64_t ntiles,
+                                                      int64_t count, int64_t nwork,
+                                                      int64_t begin, int64_t end)
+{
+    end = min64(end, nwork);
+    if (row_mode)
+        FN(reduce_rows)(NULL, pro, pro_args, y, op, nkeep, keep_dims, keep_strides, nred,
+                        red_dims, red_strides, npos, len, count, begin, end);
+    else
+        FN(reduce_cols)(NULL, pro, pro_args, y, op, nkeep, keep_dims, keep_strides, nred,
+                        red_dims, red_strides, npos, len, tile, ntiles, count, begin, end);
 }
 
 /* ---- ArgMax / ArgMin ---- */

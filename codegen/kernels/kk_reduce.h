@@ -51,9 +51,24 @@ enum { KK_RED_SUM = 0, KK_RED_MEAN = 1, KK_RED_MAX = 2, KK_RED_MIN = 3, KK_RED_P
                       int64_t len, int64_t inner, int64_t tile, int64_t ntiles, int64_t begin,  \
                       int64_t end);
 
+/* A fused elementwise prologue: writes elements [off, off + n) (n <=
+ * KK_RED_TILE) of the reduction's input, as a contiguous tensor of the
+ * input's shape and dtype, to dst. The kk_reduce_pro_* kernels take it and
+ * its argument block in place of x and read every input run through it. */
+typedef void (*kk_pro_fn)(void *args, int64_t off, int64_t n, void *dst);
+
+#define KK_REDUCE_PRO_DECL(SFX)                                                                   \
+    void kk_reduce_pro_##SFX(kk_pro_fn pro, void *pro_args, void *y, int64_t op,                 \
+                             int64_t row_mode, int64_t nkeep, const int64_t *keep_dims,          \
+                             const int64_t *keep_strides, int64_t nred, const int64_t *red_dims, \
+                             const int64_t *red_strides, int64_t npos, int64_t len, int64_t tile, \
+                             int64_t ntiles, int64_t count, int64_t nwork, int64_t begin,        \
+                             int64_t end);
+
 #define KK_REDUCE_ALL(M) M(f32) M(f64) M(f16) M(bf16) M(i8) M(u8) M(i32) M(i64)
 
 KK_REDUCE_ALL(KK_REDUCE_DECL)
+KK_REDUCE_ALL(KK_REDUCE_PRO_DECL)
 KK_REDUCE_ALL(KK_ARG_DECL)
 
 #endif

@@ -175,6 +175,58 @@ static void test_what_does_not_fuse(void **state)
     kiln_graph_free(g);
 }
 
+/* Reductions absorb the elementwise tree computing their input: one kernel
+ * each, in row mode (reduced innermost, rows longer than a prologue run),
+ * column mode (kept innermost, a broadcast leaf), over all axes and a
+ * middle axis, in f32, f16 and i32; compiled equals the reference. */
+static void test_reduce_prologue(void **state)
+{
+    (void)state;
+    kiln_graph *g = kiln_graph_new();
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 2, (int64_t[]){7, 300});
+    kiln_value z = kiln_placeholder(g, "z", KILN_F32, 2, (int64_t[]){300, 37});
+    kiln_value w = kiln_placeholder(g, "w", KILN_F32, 3, (int64_t[]){4, 5, 6});
+    kiln_value b = constant(g, 1, (int64_t[]){37}, 3);
+    kiln_value sq = kiln_reduce_sum(g, kiln_mul(g, x, x), (int64_t[]){1}, 1, 0);
+    kiln_value me = kiln_reduce_mean(g, kiln_exp(g, kiln_sub(g, z, b)), (int64_t[]){0}, 1, 1);
+    kiln_value mx = kiln_reduce_max(g, kiln_abs(g, kiln_tanh(g, x)), NULL, 0, 0);
+    kiln_value mid = kiln_reduce_sum(g, kiln_relu(g, w), (int64_t[]){1}, 1, 0);
+    kiln_value outs[4] = {sq, me, mx, mid};
+    for (int i = 0; i < 4; i++) assert_int_equal(kernel_count(g, 1, &outs[i]), 1);
+    assert_int_equal(kernel_count(g, 4, outs), 4);
+    kiln_tensor *in[3] = {tu_random(KILN_F32, 2, (int64_t[]){7, 300}, -2, 2, 21),
+                          tu_random(KILN_F32, 2, (int64_t[]){300, 37}, -2, 2, 22),
+                          tu_random(KILN_F32, 3, (int64_t[]){4, 5, 6}, -2, 2, 23)};
+    tu_diff(g, 4, outs, 3, (kiln_value[]){x, z, w}, in, 1e-6, 1e-6);
+    for (int i = 0; i < 3; i++) kiln_tensor_free(in[i]);
+    kiln_graph_free(g);
+
+    /* f16 and i32: the fused input is rounded (wrapped) as the stored one */
+    g = kiln_graph_new();
+    kiln_value h = kiln_placeholder(g, "h", KILN_F16, 2, (int64_t[]){3, 513});
+    kiln_value n = kiln_placeholder(g, "n", KILN_I32, 2, (int64_t[]){5, 40});
+    kiln_value hs = kiln_reduce_sum(g, kiln_mul(g, h, h), (int64_t[]){1}, 1, 0);
+    kiln_value ns = kiln_reduce_sum(g, kiln_mul(g, n, n), (int64_t[]){0}, 1, 0);
+    assert_int_equal(kernel_count(g, 1, &hs), 1);
+    assert_int_equal(kernel_count(g, 1, &ns), 1);
+    kiln_tensor *hin[2] = {tu_random(KILN_F16, 2, (int64_t[]){3, 513}, -3, 3, 24),
+                           tu_random(KILN_I32, 2, (int64_t[]){5, 40}, -1000, 1000, 25)};
+    tu_diff(g, 2, (kiln_value[]){hs, ns}, 2, (kiln_value[]){h, n}, hin, 1e-3, 1e-3);
+    for (int i = 0; i < 2; i++) kiln_tensor_free(hin[i]);
+    kiln_graph_free(g);
+
+    /* an input that is also fetched stays materialized: two kernels */
+    g = kiln_graph_new();
+    x = kiln_placeholder(g, "x", KILN_F32, 2, (int64_t[]){4, 8});
+    kiln_value x2 = kiln_mul(g, x, x);
+    sq = kiln_reduce_sum(g, x2, (int64_t[]){1}, 1, 0);
+    assert_int_equal(kernel_count(g, 2, (kiln_value[]){x2, sq}), 2);
+    kiln_tensor *t = tu_random(KILN_F32, 2, (int64_t[]){4, 8}, -2, 2, 26);
+    tu_diff(g, 2, (kiln_value[]){x2, sq}, 1, &x, &t, 1e-6, 1e-6);
+    kiln_tensor_free(t);
+    kiln_graph_free(g);
+}
+
 static void test_fused_text(void **state)
 {
     (void)state;
@@ -206,6 +258,7 @@ int main(void)
         TU_TEST(test_conv_bn_relu),
         TU_TEST(test_softmax_one_kernel),
         TU_TEST(test_what_does_not_fuse),
+        TU_TEST(test_reduce_prologue),
         TU_TEST(test_fused_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
