@@ -491,7 +491,8 @@ void kiln_compile_library(kiln_graph *g, const kiln_value *inputs, int ninputs,
         }
     }
     cg_options co = {.opt_level = o.opt_level, .cpu = o.cpu ? o.cpu : "x86-64-v3", .entry_name = entry, .aot = 1,
-                     .pipeline = o.passes, .print_after = o.print_after, .time_passes = o.time_passes};
+                     .pipeline = o.passes, .print_after = o.print_after, .time_passes = o.time_passes,
+                     .fold_limit = o.fold_limit};
     cg_signature sig = {ninputs, inputs, types, noutputs, outputs, 0, NULL};
     if (!(p = cg_compile(g, &sig, &co, status))) goto done;
     if (aot_describe(g, inputs, outputs, p, name, &header, &wrapper)) {

@@ -82,11 +82,13 @@ typedef struct {
      * variable's initial value in a writable global "<entry>_var_<k>". */
     int aot;
     /* Graph passes (passes/): a comma-separated pipeline; NULL = the default
-     * pipeline when opt_level >= 1, none at 0; "" = none. */
+     * pipeline when opt_level >= 1 (the training one for a graph that assigns
+     * variables), none at 0; "" = none. */
     const char *pipeline;
     const char *print_after; /* print the graph after this pass ("all") */
     int time_passes;         /* print pass times */
     FILE *print_to;          /* where to print (NULL: stderr) */
+    int64_t fold_limit;      /* constant folding's largest result in bytes (0: 64 MiB, < 0: no limit) */
 } cg_options;
 
 /* The signature a program is compiled for. */

@@ -155,9 +155,14 @@ done:
 
 int cg_optimize(cg_spec *s, const cg_options *o, kiln_status *status)
 {
-    const char *pipeline = o->pipeline ? o->pipeline : o->opt_level >= 1 ? pass_default_pipeline() : "";
-    if (!*pipeline) return KILN_OK;
     kiln_graph *g = s->g;
+    bool training = false; /* a step that assigns variables */
+    for (int i = 0; i < g->nnodes && !training; i++) training = g->nodes[i].op == IR_OP_Assign;
+    const char *pipeline = o->pipeline               ? o->pipeline
+                           : o->opt_level < 1        ? ""
+                           : training                ? pass_training_pipeline()
+                                                     : pass_default_pipeline();
+    if (!*pipeline) return KILN_OK;
     /* The fetched values and the targets are what the passes must keep. */
     int nroots = s->noutputs + s->ntargets;
     kiln_value *roots = ir_malloc(sizeof(kiln_value) * ((size_t)nroots + 1));
@@ -172,6 +177,8 @@ int cg_optimize(cg_spec *s, const cg_options *o, kiln_status *status)
     cx.print_after = o->print_after;
     cx.time_passes = o->time_passes != 0;
     cx.print_to = o->print_to;
+    cx.nfetched = s->noutputs;
+    if (o->fold_limit) cx.fold_limit = o->fold_limit;
     int rc = pass_run_pipeline(g, pipeline, &cx);
     if (rc == KILN_OK) {
         for (int i = 0; i < s->ninputs; i++) s->input_nodes[i] = cx.remap[s->input_nodes[i]];

@@ -366,6 +366,8 @@ typedef struct {
     const char *passes; /* graph passes instead of the default pipeline, comma-
                            separated; "" for none (the string must outlive the
                            session) */
+    int64_t fold_limit; /* constant folding leaves results larger than this many
+                           bytes unfolded; 0 = the default (64 MiB), < 0 = no limit */
 } kiln_session_options;
 
 /* Fills the defaults. */
@@ -432,6 +434,8 @@ typedef struct {
                              default pipeline (none at opt_level 0) */
     const char *print_after; /* print the graph to stderr after this pass ("all": each) */
     int time_passes;      /* print each pass's time to stderr */
+    int64_t fold_limit;   /* largest constant-folded result in bytes; 0 = the default
+                             (64 MiB), < 0 = no limit */
 } kiln_compile_options;
 
 KILN_API void kiln_compile_options_init(kiln_compile_options *o);

@@ -104,6 +104,7 @@ int ir_graph_compact(kiln_graph *g, int *remap)
         for (int k = 0; k < na; k++) ir_attr_clear(&n->attrs[k]);
     }
     if (ko) g->kernel_of = ko;
+    g->mem_plan = NULL; /* values are renumbered */
     if (placed) memcpy(g->nodes, nodes, sizeof(ir_node) * (size_t)placed);
     g->nnodes = placed;
     for (int k = 0; k < g->noutputs; k++) g->outputs[k].node = remap[g->outputs[k].node];

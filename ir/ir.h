@@ -295,6 +295,24 @@ bool ir_strmap_put(ir_strmap *m, const char *key, int val); /* key borrowed */
 bool ir_strmap_del(ir_strmap *m, const char *key);
 void ir_strmap_free(ir_strmap *m);
 
+/* Where a value lives while a static graph runs (passes/plan.c). */
+typedef enum {
+    IR_MEM_NONE = 0, /* never in memory: a member of a fused kernel, or unused */
+    IR_MEM_SOURCE,   /* a placeholder, constant or variable: where it is */
+    IR_MEM_ARENA,    /* at offset in the run's arena */
+    IR_MEM_FETCH     /* written straight into the buffer of fetch `index` */
+} ir_mem_kind;
+
+typedef struct ir_mem_plan {
+    int nnodes, nvalues; /* of the graph it was made for */
+    int *base;           /* node i's output k is value base[i] + k */
+    ir_mem_kind *kind;   /* per value */
+    int *index;          /* IR_MEM_FETCH: the fetch (declared output) index */
+    int64_t *offset;     /* IR_MEM_ARENA: byte offset (64-byte aligned) */
+    int *alias;          /* the value whose storage it reuses in place, or -1 */
+    int64_t arena_size;
+} ir_mem_plan;
+
 struct kiln_graph {
     ir_node *nodes;
     int nnodes, cap;
@@ -308,6 +326,9 @@ struct kiln_graph {
      * of the fused kernel it belongs to (the root's own entry is itself), or
      * -1 for a node that is its own kernel. */
     int *kernel_of;
+    /* Memory plan (passes/plan.c), in the arena, or NULL. Any change to the
+     * nodes drops it (compaction, the pass manager). */
+    struct ir_mem_plan *mem_plan;
     /* Tensors held by attributes (constants, initial values) are owned by
      * the nodes and freed with the graph; other payloads live in the arena. */
 };

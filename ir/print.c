@@ -103,6 +103,28 @@ void ir_print_node(ir_buf *b, const kiln_graph *g, int node)
     ir_buf_printf(b, "  # %s", n->name);
     if (g->kernel_of && g->kernel_of[node] >= 0)
         ir_buf_printf(b, g->kernel_of[node] == node ? "  [kernel %%%d]" : "  [in kernel %%%d]", g->kernel_of[node]);
+    const ir_mem_plan *p = g->mem_plan;
+    if (!p || p->nnodes != g->nnodes) return;
+    bool any = false;
+    for (int k = 0; k < n->noutputs; k++) {
+        int v = p->base[node] + k;
+        if (p->kind[v] != IR_MEM_ARENA && p->kind[v] != IR_MEM_FETCH) continue;
+        ir_buf_puts(b, any ? ", " : "  [");
+        if (n->noutputs > 1) ir_buf_printf(b, "%d: ", k);
+        if (p->kind[v] == IR_MEM_FETCH) {
+            ir_buf_printf(b, "fetch %d", p->index[v]);
+        } else {
+            ir_buf_printf(b, "arena +%lld", (long long)p->offset[v]);
+            if (p->alias[v] >= 0) {
+                int a = p->alias[v], src = 0;
+                while (src + 1 < g->nnodes && p->base[src + 1] <= a) src++;
+                ir_buf_printf(b, " in place of %%%d", src);
+                if (a - p->base[src]) ir_buf_printf(b, ".%d", a - p->base[src]);
+            }
+        }
+        any = true;
+    }
+    if (any) ir_buf_puts(b, "]");
 }
 
 char *ir_graph_text(const kiln_graph *g)

@@ -13,6 +13,7 @@ static const pass_def passes[] = {
     {"fold", pass_fold, "constant folding: evaluates nodes whose inputs are all constants (up to the fold limit)"},
     {"simplify", pass_simplify, "algebraic simplification: x+0, x*1, x/1, Neg(Neg x), Identity, no-op shape ops, chains"},
     {"fold_bn", pass_fold_bn, "inference folding: BatchNormalization and per-channel Mul/Add into Conv2D/MatMul/Gemm weights"},
+    {"plan", pass_plan, "memory planning: arena offsets by liveness, elementwise outputs in place of dying inputs (runs last)"},
 };
 
 const pass_def *pass_list(int *count)
@@ -28,13 +29,23 @@ const pass_def *pass_find(const char *name)
     return NULL;
 }
 
-/* The inference pipeline, comma-separated: fold constants, simplify, fold
- * batch norms into weights, fold what that exposed, merge duplicates, drop
- * the dead, then fuse. */
+/* The default pipelines, defined here and nowhere else.
+ *
+ * Inference: fold constants, simplify, fold batch norms into weights, fold
+ * what that exposed, merge duplicates, drop the dead, fuse, plan memory. */
 const char *pass_default_pipeline(void)
 {
     return "fold,simplify,fold_bn,fold,cse,dce"
-           ",fuse";
+           ",fuse,plan";
+}
+
+/* Training (a graph that assigns variables: a training step): the same
+ * without fold_bn, whose rewrite assumes inference-form batch norms with
+ * fixed statistics, which a training graph updates. */
+const char *pass_training_pipeline(void)
+{
+    return "fold,simplify,fold,cse,dce"
+           ",fuse,plan";
 }
 
 void pass_context_init(pass_context *cx, kiln_status *status)
@@ -43,6 +54,7 @@ void pass_context_init(pass_context *cx, kiln_status *status)
     cx->status = status;
     cx->verify = true;
     cx->fold_limit = 64 << 20;
+    cx->nfetched = -1;
 }
 
 void pass_context_clear(pass_context *cx)
@@ -124,6 +136,8 @@ int pass_run_pipeline(kiln_graph *g, const char *pipeline, pass_context *cx)
         int rc = d->fn(g, cx, &changed);
         double dt = now() - t0;
         if (rc) return rc;
+        /* the memory plan describes the graph as the plan pass left it */
+        if (changed && d->fn != pass_plan) g->mem_plan = NULL;
         if (cx->time_passes) fprintf(out, "pass %-10s %8.3f ms%s\n", name, dt * 1e3, changed ? "  (changed)" : "");
         if (changed && cx->verify && (rc = ir_verify(g, cx->status))) {
             /* keep the verifier's message, say which pass broke it */

@@ -26,6 +26,7 @@ typedef struct pass_context {
     bool time_passes;         /* print each pass's time to print_to */
     int64_t fold_limit;       /* constant folding: largest folded result, in bytes (<= 0: no limit) */
     const char *disabled;     /* comma-separated pass names to skip */
+    int nfetched;             /* plan: the first nfetched declared outputs are fetched (-1: all) */
     /* Renumbering: remap[i] is the current index of the node that was node i
      * when the pipeline started (-1: removed). Kept up to date by passes. */
     int *remap;
@@ -48,8 +49,17 @@ void pass_context_clear(pass_context *cx);
 const pass_def *pass_list(int *count);
 const pass_def *pass_find(const char *name);
 
-/* The default pipeline for inference graphs, as a comma-separated list. */
+/* The default pipelines, as comma-separated lists: for inference graphs,
+ * and for training graphs (graphs that assign variables). */
 const char *pass_default_pipeline(void);
+const char *pass_training_pipeline(void);
+
+/* Memory planning (plan.c): records on g (g->mem_plan) where each value
+ * lives when g runs; the first nfetched declared outputs (-1: all) are the
+ * fetched values. A graph whose shapes are not all static gets no plan
+ * (g->mem_plan NULL) and no error. */
+int pass_plan_memory(kiln_graph *g, int nfetched, kiln_status *status);
+#define PASS_PLAN_ALIGN 64 /* arena offsets are multiples of this */
 
 /* Runs a comma-separated list of pass names over g. Unknown names are an
  * error listing the known passes. */
@@ -113,5 +123,6 @@ int pass_fuse(kiln_graph *g, pass_context *cx, bool *changed);
 int pass_fold(kiln_graph *g, pass_context *cx, bool *changed);
 int pass_simplify(kiln_graph *g, pass_context *cx, bool *changed);
 int pass_fold_bn(kiln_graph *g, pass_context *cx, bool *changed);
+int pass_plan(kiln_graph *g, pass_context *cx, bool *changed);
 
 #endif

@@ -118,7 +118,7 @@ static rt_compiled *get_program(kiln_session *s, const rt_run_request *r, kiln_s
     char entry[48];
     snprintf(entry, sizeof entry, "kiln_entry_%d", atomic_fetch_add(&program_ids, 1));
     cg_options o = {.opt_level = s->opts.opt_level >= 0 ? s->opts.opt_level : 2, .cpu = "native", .entry_name = entry,
-                    .pipeline = s->opts.passes};
+                    .pipeline = s->opts.passes, .fold_limit = s->opts.fold_limit};
     cg_signature sig = {r->ninputs, r->inputs, c->input_types, r->noutputs, r->outputs, r->ntargets, r->targets};
     c->prog = cg_compile(s->graph, &sig, &o, status);
     if (!c->prog || rt_jit_load(s->jit, c->prog, status)) {

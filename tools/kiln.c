@@ -443,13 +443,16 @@ static const char HELP_COMPILE[] =
     "usage: kiln compile MODEL -o OUT.{so,o,a} [--header OUT.h] [--name NAME]\n"
     "                    [--cpu CPU] [--emit-llvm FILE.ll] [-O0|-O1|-O2|-O3] [--dim N]\n"
     "                    [--passes a,b,c] [--print-after PASS] [--time-passes]\n"
+    "                    [--fold-limit BYTES]\n"
     "Compiles MODEL (a .kiln graph) ahead of time: its placeholders are the\n"
     "inputs and its declared outputs the outputs. NAME prefixes the generated\n"
     "symbols (default: from OUT, libfoo.so -> foo). CPU is an LLVM CPU name\n"
     "(default x86-64-v3; native for this machine). Symbolic input dims take\n"
     "--dim N. --emit-llvm also writes the optimized LLVM IR. -O0 runs no graph\n"
     "passes; --passes replaces the default pipeline; --print-after prints the\n"
-    "graph after a pass (or 'all'); --time-passes prints each pass's time.\n";
+    "graph after a pass (or 'all'); --time-passes prints each pass's time.\n"
+    "--fold-limit leaves constant-folded results over BYTES unfolded (default\n"
+    "64 MiB; -1: no limit).\n";
 
 static char *name_from_path(const char *out)
 {
@@ -474,9 +477,21 @@ static int cmd_compile(int argc, char **argv)
     const char *path = NULL, *out = NULL, *header = NULL, *name = NULL, *cpu = NULL, *ll = NULL;
     const char *passes = NULL, *print_after = NULL;
     int opt = 2, dim = 0, rc, time_passes = 0;
+    long long fold_limit = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return fputs(HELP_COMPILE, stdout), 0;
+        if (!strcmp(a, "--fold-limit")) {
+            if (i + 1 >= argc) return usage_error("compile", "%s needs a value", a);
+            const char *v = argv[++i];
+            char *end;
+            errno = 0;
+            fold_limit = strtoll(v, &end, 10);
+            if (errno || *end || !*v || fold_limit < -1)
+                return usage_error("compile", "--fold-limit needs a byte count (or -1 for no limit), got '%s'", v);
+            if (fold_limit == 0) fold_limit = 1; /* 0 in the options means the default */
+            continue;
+        }
         if (!strncmp(a, "-O", 2) && a[2] >= '0' && a[2] <= '3' && !a[3]) {
             opt = a[2] - '0';
         } else if (!strcmp(a, "--time-passes")) {
@@ -523,6 +538,7 @@ static int cmd_compile(int argc, char **argv)
     o.passes = passes;
     o.print_after = print_after;
     o.time_passes = time_passes;
+    o.fold_limit = fold_limit;
     kiln_status *st = kiln_status_new();
     kiln_compile_library(m.graph, m.inputs, m.ninputs, m.outputs, m.noutputs, out, &o, st);
     if (kiln_status_code(st)) rc = fail("%s", kiln_status_message(st));

@@ -221,6 +221,34 @@ static void test_info_dump_bench(void **state)
     assert_int_equal(kiln("bench model.kiln --iters 0"), 2);
 }
 
+/* --fold-limit: exp(c) of a 256-byte constant folds by default, not when
+ * the limit is 100 bytes; -1 is no limit; a bad value is a usage error. */
+static void test_fold_limit(void **state)
+{
+    (void)state;
+    kiln_graph *g = kiln_graph_new();
+    kiln_tensor *c = kiln_tensor_new(KILN_F32, 1, (int64_t[]){64});
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 1, (int64_t[]){64});
+    kiln_value y = kiln_name(g, kiln_add(g, x, kiln_exp(g, kiln_constant(g, "c", c))), "y");
+    kiln_graph_set_outputs(g, &y, 1);
+    char path[128];
+    snprintf(path, sizeof path, "%s/fold.kiln", dir);
+    kiln_status *st = kiln_status_new();
+    kiln_graph_save(g, path, st);
+    assert_int_equal(kiln_status_code(st), KILN_OK);
+    kiln_status_free(st);
+    kiln_tensor_free(c);
+    kiln_graph_free(g);
+    assert_int_equal(kiln("compile fold.kiln -o fold1.so --print-after fold"), 0);
+    if (strstr(out, "Exp(")) fail_msg("exp(c) was not folded:\n%s", out);
+    assert_int_equal(kiln("compile fold.kiln -o fold2.so --fold-limit 100 --print-after fold"), 0);
+    expect_out("= Exp(");
+    assert_int_equal(kiln("compile fold.kiln -o fold3.so --fold-limit -1 --print-after fold"), 0);
+    if (strstr(out, "Exp(")) fail_msg("exp(c) was not folded with no limit:\n%s", out);
+    assert_int_equal(kiln("compile fold.kiln -o fold4.so --fold-limit lots"), 2);
+    expect_out("--fold-limit");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +257,7 @@ int main(void)
         TU_TEST(test_run_errors),
         TU_TEST(test_compile_and_run_library),
         TU_TEST(test_info_dump_bench),
+        TU_TEST(test_fold_limit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
