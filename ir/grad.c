@@ -29,8 +29,8 @@ static kiln_value cst(ir_grad_ctx *gx, kiln_value like, double v)
 
 kiln_value ir_grad_unbroadcast(kiln_graph *g, kiln_value dx, const ir_type *target)
 {
+    if (!ir_value_valid(g, dx) || !target) return kiln_value_invalid(); /* error on g */
     const ir_type *t = ir_value_type(g, dx);
-    if (!t || !target) return kiln_value_invalid();
     if (t->rank < target->rank) {
         ir_graph_set_error(g, KILN_ERR_INTERNAL,
                            "gradient: cannot reduce a rank-%d gradient to rank %d", t->rank,

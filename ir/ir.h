@@ -481,8 +481,18 @@ int ir_grad_error(ir_grad_ctx *gx, int code, const char *fmt, ...) IR_PRINTF(3, 
     X(LeakyRelu) X(Elu) X(Gelu) X(Erf) X(Softplus) X(Clip) X(Where) X(MatMul) X(Gemm)       \
     X(ReduceSum) X(ReduceMean) X(Transpose) X(Reshape) X(Flatten) X(Squeeze) X(Unsqueeze)   \
     X(Concat) X(Slice) X(Expand) X(Softmax) X(LogSoftmax)
+/* Rules of ir/grad_nn.c: convolutions, pools, normalizations, indexing and
+ * tiling, the other reductions, ir/ops/math.c and the backward ops of
+ * ir/ops/train.c. */
+#define IR_GRAD_RULES_NN(X)                                                                   \
+    X(Conv2D) X(ConvTranspose2D) X(MaxPool2D) X(AveragePool2D) X(GlobalAveragePool)         \
+    X(BatchNormalization) X(LayerNormalization) X(Gather) X(Split) X(Pad) X(Tile)           \
+    X(ReduceMax) X(ReduceMin) X(ReduceProd) X(Sin) X(Cos) X(Tan) X(Asin) X(Acos) X(Atan)    \
+    X(Sinh) X(Cosh) X(Asinh) X(Acosh) X(Atanh) X(Mod) X(Conv2DFilterGrad)                   \
+    X(MaxPool2DGrad) X(AveragePool2DGrad) X(GatherGrad)
 #define IR_GRAD_DECL(name) int ir_grad_##name(ir_grad_ctx *gx);
 IR_GRAD_RULES(IR_GRAD_DECL)
+IR_GRAD_RULES_NN(IR_GRAD_DECL)
 #undef IR_GRAD_DECL
 
 #endif /* KILN_IR_H */

@@ -49,6 +49,9 @@ static kiln_value filled(kiln_graph *g, const ir_type *ty, double v, const char 
         for (size_t i = 0; i < c->size; i++) ir_store_f64(c->dtype, c->data, i, v);
     kiln_value r = kiln_constant(g, NULL, c);
     kiln_tensor_free(c);
+    if (!kiln_value_ok(r))
+        ir_set_status(st, g->error_code ? g->error_code : KILN_ERR_OUT_OF_MEMORY, "kiln_gradients: %s: %s", what,
+                      kiln_graph_error(g) ? kiln_graph_error(g) : "cannot add the constant");
     return r;
 }
 

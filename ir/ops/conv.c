@@ -192,7 +192,7 @@ static int kernel_conv(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_Conv2D = {
     .name = "Conv2D", .min_inputs = 2, .max_inputs = 3, .noutputs = 1,
     .attrs = conv_attrs, .nattrs = 4,
-    .infer = infer_conv, .kernel = kernel_conv,
+    .infer = infer_conv, .kernel = kernel_conv, .grad = ir_grad_Conv2D,
     .doc = "Conv2D(x[N,C,H,W], w[M,C/group,kH,kW], b[M]?): 2-D convolution; strides, pads "
            "[top,left,bottom,right], dilations, group.",
 };
@@ -299,7 +299,7 @@ static int kernel_convt(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_ConvTranspose2D = {
     .name = "ConvTranspose2D", .min_inputs = 2, .max_inputs = 3, .noutputs = 1,
     .attrs = convt_attrs, .nattrs = 5,
-    .infer = infer_convt, .kernel = kernel_convt,
+    .infer = infer_convt, .kernel = kernel_convt, .grad = ir_grad_ConvTranspose2D,
     .doc = "ConvTranspose2D(x[N,C,H,W], w[C,M/group,kH,kW], b[M]?): transposed 2-D convolution "
            "(ONNX semantics); strides, pads, dilations, group, output_padding.",
 };

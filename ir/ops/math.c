@@ -52,29 +52,32 @@ static double round_even(double x) { return nearbyint(x); }
 static double sign_f(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : x == 0 ? 0.0 : x; }
 static int64_t sign_i(int64_t x) { return (x > 0) - (x < 0); }
 
-#define MATH_UNARY(NAME, INFER, F, I, DOC)                                                   \
+/* FLAGS: extra flags (rounding and Sign are flagged not differentiable:
+ * their gradient is zero wherever it exists); GRAD: the gradient rule. */
+#define MATH_UNARY(NAME, INFER, F, I, FLAGS, GRAD, DOC)                                      \
     static const math_unary impl_##NAME = {F, I};                                           \
     static int kernel_##NAME(ir_kernel_ctx *kx) { return run_unary(kx, &impl_##NAME); }     \
     const ir_opdef ir_opdef_##NAME = {                                                     \
         .name = #NAME, .min_inputs = 1, .max_inputs = 1, .noutputs = 1,                      \
-        .flags = IR_OPF_ELEMENTWISE, .infer = INFER, .kernel = kernel_##NAME, .doc = DOC,    \
+        .flags = IR_OPF_ELEMENTWISE | (FLAGS), .infer = INFER, .kernel = kernel_##NAME,      \
+        .grad = GRAD, .doc = DOC,                                                            \
     };
 
-MATH_UNARY(Floor, infer_float, floor, NULL, "Largest integer <= x.")
-MATH_UNARY(Ceil, infer_float, ceil, NULL, "Smallest integer >= x.")
-MATH_UNARY(Round, infer_float, round_even, NULL, "Nearest integer, halves to even.")
-MATH_UNARY(Sign, infer_numeric, sign_f, sign_i, "-1, 0 or 1 by the sign of x (NaN stays NaN).")
-MATH_UNARY(Sin, infer_float, sin, NULL, "Sine.")
-MATH_UNARY(Cos, infer_float, cos, NULL, "Cosine.")
-MATH_UNARY(Tan, infer_float, tan, NULL, "Tangent.")
-MATH_UNARY(Asin, infer_float, asin, NULL, "Inverse sine (NaN outside [-1, 1]).")
-MATH_UNARY(Acos, infer_float, acos, NULL, "Inverse cosine (NaN outside [-1, 1]).")
-MATH_UNARY(Atan, infer_float, atan, NULL, "Inverse tangent.")
-MATH_UNARY(Sinh, infer_float, sinh, NULL, "Hyperbolic sine.")
-MATH_UNARY(Cosh, infer_float, cosh, NULL, "Hyperbolic cosine.")
-MATH_UNARY(Asinh, infer_float, asinh, NULL, "Inverse hyperbolic sine.")
-MATH_UNARY(Acosh, infer_float, acosh, NULL, "Inverse hyperbolic cosine (NaN below 1).")
-MATH_UNARY(Atanh, infer_float, atanh, NULL, "Inverse hyperbolic tangent (NaN outside [-1, 1]).")
+MATH_UNARY(Floor, infer_float, floor, NULL, IR_OPF_NOT_DIFFERENTIABLE, NULL, "Largest integer <= x.")
+MATH_UNARY(Ceil, infer_float, ceil, NULL, IR_OPF_NOT_DIFFERENTIABLE, NULL, "Smallest integer >= x.")
+MATH_UNARY(Round, infer_float, round_even, NULL, IR_OPF_NOT_DIFFERENTIABLE, NULL, "Nearest integer, halves to even.")
+MATH_UNARY(Sign, infer_numeric, sign_f, sign_i, IR_OPF_NOT_DIFFERENTIABLE, NULL, "-1, 0 or 1 by the sign of x (NaN stays NaN).")
+MATH_UNARY(Sin, infer_float, sin, NULL, 0, ir_grad_Sin, "Sine.")
+MATH_UNARY(Cos, infer_float, cos, NULL, 0, ir_grad_Cos, "Cosine.")
+MATH_UNARY(Tan, infer_float, tan, NULL, 0, ir_grad_Tan, "Tangent.")
+MATH_UNARY(Asin, infer_float, asin, NULL, 0, ir_grad_Asin, "Inverse sine (NaN outside [-1, 1]).")
+MATH_UNARY(Acos, infer_float, acos, NULL, 0, ir_grad_Acos, "Inverse cosine (NaN outside [-1, 1]).")
+MATH_UNARY(Atan, infer_float, atan, NULL, 0, ir_grad_Atan, "Inverse tangent.")
+MATH_UNARY(Sinh, infer_float, sinh, NULL, 0, ir_grad_Sinh, "Hyperbolic sine.")
+MATH_UNARY(Cosh, infer_float, cosh, NULL, 0, ir_grad_Cosh, "Hyperbolic cosine.")
+MATH_UNARY(Asinh, infer_float, asinh, NULL, 0, ir_grad_Asinh, "Inverse hyperbolic sine.")
+MATH_UNARY(Acosh, infer_float, acosh, NULL, 0, ir_grad_Acosh, "Inverse hyperbolic cosine (NaN below 1).")
+MATH_UNARY(Atanh, infer_float, atanh, NULL, 0, ir_grad_Atanh, "Inverse hyperbolic tangent (NaN outside [-1, 1]).")
 
 /* ---- IsNaN, IsInf: float -> bool ---- */
 
@@ -178,7 +181,7 @@ static const ir_attrdef mod_attrs[] = {IR_ATTR_I("fmod", 0)};
 const ir_opdef ir_opdef_Mod = {
     .name = "Mod", .min_inputs = 2, .max_inputs = 2, .noutputs = 1,
     .attrs = mod_attrs, .nattrs = 1, .flags = IR_OPF_ELEMENTWISE, .infer = infer_mod,
-    .kernel = kernel_mod,
+    .kernel = kernel_mod, .grad = ir_grad_Mod,
     .doc = "a mod b (broadcasting): integers take the divisor's sign (fmod = 0) or the "
            "dividend's (fmod = 1, C fmod); floats need fmod = 1; integer mod 0 is an error.",
 };

@@ -170,7 +170,7 @@ static int kernel_batchnorm(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_BatchNormalization = {
     .name = "BatchNormalization", .min_inputs = 5, .max_inputs = 5, .noutputs = 1,
     .attrs = batchnorm_attrs, .nattrs = 3,
-    .infer = infer_batchnorm, .kernel = kernel_batchnorm,
+    .infer = infer_batchnorm, .kernel = kernel_batchnorm, .grad = ir_grad_BatchNormalization,
     .doc = "BatchNormalization(x, scale, bias, mean, var): scale * (x - mean) / sqrt(var + epsilon) + bias over channel axis 1 (inference).",
 };
 
@@ -263,6 +263,6 @@ static int kernel_layernorm(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_LayerNormalization = {
     .name = "LayerNormalization", .min_inputs = 2, .max_inputs = 3, .noutputs = 1,
     .attrs = layernorm_attrs, .nattrs = 2,
-    .infer = infer_layernorm, .kernel = kernel_layernorm,
+    .infer = infer_layernorm, .kernel = kernel_layernorm, .grad = ir_grad_LayerNormalization,
     .doc = "LayerNormalization(x, scale, [bias]): (x - mean) / sqrt(var + epsilon) * scale + bias over dims [axis, rank).",
 };

@@ -190,7 +190,7 @@ static int kernel_maxpool(ir_kernel_ctx *kx) { return run_pool(kx, true); }
 const ir_opdef ir_opdef_MaxPool2D = {
     .name = "MaxPool2D", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = maxpool_attrs, .nattrs = 5,
-    .infer = infer_maxpool, .kernel = kernel_maxpool,
+    .infer = infer_maxpool, .kernel = kernel_maxpool, .grad = ir_grad_MaxPool2D,
     .doc = "Max over 2-D windows of NCHW input; kernel_shape, strides, pads (-inf), dilations, "
            "ceil_mode.",
 };
@@ -211,7 +211,7 @@ static int kernel_avgpool(ir_kernel_ctx *kx) { return run_pool(kx, false); }
 const ir_opdef ir_opdef_AveragePool2D = {
     .name = "AveragePool2D", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = avgpool_attrs, .nattrs = 5,
-    .infer = infer_avgpool, .kernel = kernel_avgpool,
+    .infer = infer_avgpool, .kernel = kernel_avgpool, .grad = ir_grad_AveragePool2D,
     .doc = "Mean over 2-D windows of NCHW input; kernel_shape, strides, pads, ceil_mode, "
            "count_include_pad.",
 };
@@ -241,6 +241,6 @@ static int kernel_gap(ir_kernel_ctx *kx)
 
 const ir_opdef ir_opdef_GlobalAveragePool = {
     .name = "GlobalAveragePool", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
-    .infer = infer_gap, .kernel = kernel_gap,
+    .infer = infer_gap, .kernel = kernel_gap, .grad = ir_grad_GlobalAveragePool,
     .doc = "Mean over H and W of NCHW input: [N,C,H,W] -> [N,C,1,1].",
 };

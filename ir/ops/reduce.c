@@ -139,11 +139,11 @@ REDUCE_OP(ReduceSum, infer_reduce_numeric, RED_SUM, ir_grad_ReduceSum,
           "Sum over 'axes' (all when unset or empty); keepdims keeps them as size 1.")
 REDUCE_OP(ReduceMean, infer_reduce_float, RED_MEAN, ir_grad_ReduceMean,
           "Mean over 'axes' (all when unset or empty); an empty axis gives NaN.")
-REDUCE_OP(ReduceMax, infer_reduce_numeric, RED_MAX, NULL,
+REDUCE_OP(ReduceMax, infer_reduce_numeric, RED_MAX, ir_grad_ReduceMax,
           "Maximum over 'axes' (all when unset or empty); NaN propagates; empty axis: error.")
-REDUCE_OP(ReduceMin, infer_reduce_numeric, RED_MIN, NULL,
+REDUCE_OP(ReduceMin, infer_reduce_numeric, RED_MIN, ir_grad_ReduceMin,
           "Minimum over 'axes' (all when unset or empty); NaN propagates; empty axis: error.")
-REDUCE_OP(ReduceProd, infer_reduce_numeric, RED_PROD, NULL,
+REDUCE_OP(ReduceProd, infer_reduce_numeric, RED_PROD, ir_grad_ReduceProd,
           "Product over 'axes' (all when unset or empty); an empty axis gives 1.")
 
 /* ---- ArgMax, ArgMin ---- */

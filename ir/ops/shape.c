@@ -484,7 +484,7 @@ static int kernel_split(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_Split = {
     .name = "Split", .min_inputs = 1, .max_inputs = 1, .noutputs = -1,
     .attrs = split_attrs, .nattrs = 3,
-    .infer = infer_split, .kernel = kernel_split,
+    .infer = infer_split, .kernel = kernel_split, .grad = ir_grad_Split,
     .doc = "Cuts along axis into pieces of sizes 'split', or 'num_outputs' pieces of ceil(dim/n).",
 };
 
@@ -580,6 +580,6 @@ static int kernel_tile(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_Tile = {
     .name = "Tile", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = tile_attrs, .nattrs = 1,
-    .infer = infer_tile, .kernel = kernel_tile,
+    .infer = infer_tile, .kernel = kernel_tile, .grad = ir_grad_Tile,
     .doc = "Repeats x repeats[d] times along each dim d (one repeat count per dim, >= 0).",
 };

@@ -198,7 +198,7 @@ static int kernel_gather(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_Gather = {
     .name = "Gather", .min_inputs = 2, .max_inputs = 2, .noutputs = 1,
     .attrs = gather_attrs, .nattrs = 1,
-    .infer = infer_gather, .kernel = kernel_gather,
+    .infer = infer_gather, .kernel = kernel_gather, .grad = ir_grad_Gather,
     .doc = "Gather(data, indices): takes entries of data along axis (i32/i64 indices, negative from the end).",
 };
 
@@ -302,6 +302,6 @@ static int kernel_pad(ir_kernel_ctx *kx)
 const ir_opdef ir_opdef_Pad = {
     .name = "Pad", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
     .attrs = pad_attrs, .nattrs = 3,
-    .infer = infer_pad, .kernel = kernel_pad,
+    .infer = infer_pad, .kernel = kernel_pad, .grad = ir_grad_Pad,
     .doc = "Pads (or, negative, crops) each dim: pads = [begins..., ends...]; mode constant, reflect or edge.",
 };
