@@ -525,6 +525,175 @@ KILN_API void kiln_gradients(kiln_graph *g, const kiln_value *ys, int ny, const 
                              int nx, const kiln_value *dys, kiln_value *dxs_out,
                              kiln_status *status);
 
+/* ------------------------------------------------------------------------ */
+/* Training: losses, optimizers, initializers, checkpoints, freezing         */
+/* (frontend/train.c, frontend/init.c, runtime/checkpoint.c,                 */
+/*  runtime/freeze.c; docs/training.md)                                      */
+/* ------------------------------------------------------------------------ */
+
+/* How a loss reduces its per-element (or per-example) terms. */
+typedef enum {
+    KILN_REDUCTION_MEAN = 0, /* the mean over the terms (the default) */
+    KILN_REDUCTION_SUM       /* their sum */
+} kiln_reduction;
+
+/* Loss builders: ordinary graph nodes (differentiable, compiled like any
+ * other op) returning a scalar of the inputs' float dtype. Errors (dtype or
+ * shape mismatch, a bad reduction) are recorded on the graph like any
+ * builder's, naming the loss and both types, and an invalid value is
+ * returned.
+ *
+ * mse: (pred - target)^2 over every element; pred and target have one float
+ * dtype and the same shape.
+ *
+ * softmax_cross_entropy: logits [..., C] (classes on the last axis) and
+ * labels either integer class indices (i32/i64, the logits' shape without
+ * the last axis, C static) or probabilities / one-hot (the logits' dtype
+ * and shape). Each example's term is -sum_c p_c * log_softmax(logits)_c,
+ * computed through LogSoftmax so that extreme logits stay finite. An index
+ * outside [0, C) selects no class and contributes 0. MEAN averages over the
+ * examples (every axis but the last).
+ *
+ * sigmoid_cross_entropy: element-wise binary cross-entropy of targets z in
+ * [0, 1] given logits x (same dtype and shape), in the stable form
+ * max(x, 0) - x * z + log(1 + exp(-|x|)). */
+KILN_API kiln_value kiln_loss_mse(kiln_graph *g, kiln_value pred, kiln_value target,
+                                  kiln_reduction reduction);
+KILN_API kiln_value kiln_loss_softmax_cross_entropy(kiln_graph *g, kiln_value logits,
+                                                    kiln_value labels, kiln_reduction reduction);
+KILN_API kiln_value kiln_loss_sigmoid_cross_entropy(kiln_graph *g, kiln_value logits,
+                                                    kiln_value targets, kiln_reduction reduction);
+
+typedef enum {
+    KILN_OPTIMIZER_SGD = 1,  /* w -= lr * (g + wd * w) */
+    KILN_OPTIMIZER_MOMENTUM, /* SGD with (optionally Nesterov) momentum */
+    KILN_OPTIMIZER_ADAM,     /* Adam, weight decay as L2 added to g */
+    KILN_OPTIMIZER_ADAMW,    /* Adam with decoupled weight decay */
+    KILN_OPTIMIZER_RMSPROP   /* RMSprop (uncentered), optional momentum */
+} kiln_optimizer_kind;
+
+/* An optimizer's settings. The update formulas are PyTorch's (torch.optim
+ * SGD, Adam, AdamW, RMSprop, with their default dampening 0, amsgrad off,
+ * centered off) and are written out in docs/training.md. */
+typedef struct {
+    kiln_optimizer_kind kind;
+    double learning_rate;
+    double momentum;        /* MOMENTUM (default 0.9), RMSPROP (default 0) */
+    int nesterov;           /* MOMENTUM: nonzero for Nesterov momentum */
+    double beta1, beta2;    /* ADAM, ADAMW: default 0.9, 0.999 */
+    double epsilon;         /* ADAM, ADAMW, RMSPROP: default 1e-8 */
+    double weight_decay;    /* default 0 (ADAMW: 0.01); decoupled for ADAMW, L2 otherwise */
+    double rho;             /* RMSPROP: the squares' decay (PyTorch's alpha), default 0.99 */
+    double clip_global_norm; /* > 0: scale all gradients by
+                                clip / max(global_norm, clip) first; 0: off */
+    /* The variables to train; NULL (default): every float variable the
+     * loss depends on. */
+    const kiln_value *var_list;
+    int nvar_list;
+    /* Prefix of the optimizer's own variables (the step counter); NULL: the
+     * kind's name ("SGD", "Momentum", "Adam", "AdamW", "RMSprop"). */
+    const char *name;
+} kiln_optimizer;
+
+/* Fills o with kind's defaults and the given learning rate. */
+KILN_API void kiln_optimizer_init(kiln_optimizer *o, kiln_optimizer_kind kind,
+                                  double learning_rate);
+
+/* Adds to g one training step of opt on loss (a float value; its sum is
+ * minimized): the gradients (kiln_gradients), optional clipping by global
+ * norm, and for each trained variable the update, written with Assign.
+ * State lives in new variables of g, zero-initialized: slots named
+ * "<var>/momentum", "<var>/adam_m", "<var>/adam_v", "<var>/rms" and, for
+ * Adam and AdamW, an i64 step counter "<name>/step" (a "_1", "_2", ...
+ * suffix is added when a name is taken). Every update reads only values
+ * computed before any Assign of the step, so all variables move from the
+ * same old values.
+ *
+ * Returns the train op ("<name>/train"): run it as a target of
+ * kiln_session_run to take one step. It is an f32 vector holding the
+ * first element of every updated variable, slot and counter (a node that
+ * depends on every Assign of the step; its value is for debugging). Open
+ * the session after calling this: a session does not see nodes added
+ * after it was created.
+ * On error returns an invalid value and sets status (bad settings, a loss
+ * that is not float, no variable to train, errors of kiln_gradients);
+ * nodes already added stay in the graph, unused. */
+KILN_API kiln_value kiln_minimize(kiln_graph *g, kiln_value loss, const kiln_optimizer *opt,
+                                  kiln_status *status);
+
+/* Initializers: new tensors (caller frees with kiln_tensor_free), or NULL
+ * with status set for a bad dtype, rank, dim or parameter, or when out of
+ * memory. Random ones need a float dtype and are reproducible: the same
+ * seed gives the same bits on every machine (a counter-based splitmix64
+ * generator, one stream per element; normals by Marsaglia's polar method
+ * with a logarithm computed from exact IEEE operations, not libm).
+ *
+ * Fans, for glorot and he: rank 0: 1 and 1; rank 1: dims[0] and dims[0];
+ * rank 2: [in, out] as kiln_matmul(x, w) uses w: fan_in = dims[0],
+ * fan_out = dims[1] (note: the transpose of PyTorch's Linear weight);
+ * rank >= 3, convolution weights [out, in / groups, kh, kw, ...]:
+ * fan_in = dims[1] * receptive, fan_out = dims[0] * receptive, where
+ * receptive is the product of dims[2..]. kiln_init_fans returns KILN_OK or
+ * an error code and writes both fans. */
+KILN_API int kiln_init_fans(int rank, const int64_t *dims, int64_t *fan_in, int64_t *fan_out,
+                            kiln_status *status);
+/* zeros and ones: any dtype. */
+KILN_API kiln_tensor *kiln_init_zeros(kiln_dtype dt, int rank, const int64_t *dims,
+                                      kiln_status *status);
+KILN_API kiln_tensor *kiln_init_ones(kiln_dtype dt, int rank, const int64_t *dims,
+                                     kiln_status *status);
+/* Uniform in [lo, hi) (lo < hi) as stored in dt. */
+KILN_API kiln_tensor *kiln_init_uniform(kiln_dtype dt, int rank, const int64_t *dims, double lo,
+                                        double hi, uint64_t seed, kiln_status *status);
+/* Normal(mean, std), std >= 0. */
+KILN_API kiln_tensor *kiln_init_normal(kiln_dtype dt, int rank, const int64_t *dims, double mean,
+                                       double std, uint64_t seed, kiln_status *status);
+/* Normal(mean, std) with draws outside mean +- 2 std drawn again. */
+KILN_API kiln_tensor *kiln_init_truncated_normal(kiln_dtype dt, int rank, const int64_t *dims,
+                                                 double mean, double std, uint64_t seed,
+                                                 kiln_status *status);
+/* Glorot / Xavier: uniform in +-sqrt(6 / (fan_in + fan_out)), or normal
+ * with std sqrt(2 / (fan_in + fan_out)). */
+KILN_API kiln_tensor *kiln_init_glorot_uniform(kiln_dtype dt, int rank, const int64_t *dims,
+                                               uint64_t seed, kiln_status *status);
+KILN_API kiln_tensor *kiln_init_glorot_normal(kiln_dtype dt, int rank, const int64_t *dims,
+                                              uint64_t seed, kiln_status *status);
+/* He / Kaiming (for ReLU, fan_in mode): uniform in +-sqrt(6 / fan_in), or
+ * normal with std sqrt(2 / fan_in). */
+KILN_API kiln_tensor *kiln_init_he_uniform(kiln_dtype dt, int rank, const int64_t *dims,
+                                           uint64_t seed, kiln_status *status);
+KILN_API kiln_tensor *kiln_init_he_normal(kiln_dtype dt, int rank, const int64_t *dims,
+                                          uint64_t seed, kiln_status *status);
+
+/* Checkpoints: every variable of a session (on a graph, not a loaded
+ * library), by node name, in kiln's checkpoint format (docs/training.md:
+ * magic, version, count, per variable name, dtype, shape and data, CRC-32
+ * of the whole). save takes a consistent copy of the variables and writes
+ * it atomically: a temporary file in the same folder, flushed and synced,
+ * renamed over path, then the folder synced, so path holds either the old
+ * or the new checkpoint, never a mix. restore reads and checks the whole
+ * file (checksum, format, and that its variables are exactly the session's,
+ * with the same dtypes and shapes) before changing anything: on any error
+ * the session's variables are unchanged and the message names the file and
+ * the variable, with both types for a mismatch. Both return KILN_OK or an
+ * error code also set in status, and may run while other threads run the
+ * session: save copies under the shared lock (it waits for assigning runs);
+ * restore validates first, then waits for every run in progress and
+ * excludes runs while it copies. */
+KILN_API int kiln_session_save_variables(kiln_session *s, const char *path, kiln_status *status);
+KILN_API int kiln_session_restore_variables(kiln_session *s, const char *path,
+                                            kiln_status *status);
+
+/* Freezing for deployment: a new graph (caller frees) copying the nodes of
+ * g that s sees, with every Variable replaced by a Constant (same name)
+ * holding the session's current value, and every Assign dropped together
+ * with every node that depends on one. When g declares outputs, the result
+ * keeps only what they need (so gradients, optimizer state and placeholders
+ * used only for training go); otherwise every node left. g must be the session's graph; a declared output that depends on
+ * an Assign is an error. NULL with status set on error. g and s are not
+ * changed. */
+KILN_API kiln_graph *kiln_graph_freeze(const kiln_graph *g, kiln_session *s, kiln_status *status);
+
 #ifdef __cplusplus
 }
 #endif
