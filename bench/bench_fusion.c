@@ -59,6 +59,24 @@ static kiln_value cnn(kiln_graph *g, kiln_value x)
     return kiln_add(g, kiln_matmul(g, h, weight(g, 2, (int64_t[]){64 * 8 * 8, 10}, 11)), weight(g, 1, (int64_t[]){10}, 12));
 }
 
+/* Reductions of elementwise expressions: the prologue fuses into the reduce
+ * kernel when the innermost dim is reduced, so the expression's result is
+ * never written out; over an outer dim it stays unfused. */
+static kiln_value sum_squares(kiln_graph *g, kiln_value x)
+{
+    return kiln_reduce_sum(g, kiln_mul(g, x, x), (int64_t[]){1}, 1, 0);
+}
+
+static kiln_value mean_exp_rows(kiln_graph *g, kiln_value x)
+{
+    return kiln_reduce_mean(g, kiln_exp(g, kiln_neg(g, kiln_abs(g, x))), (int64_t[]){1}, 1, 0);
+}
+
+static kiln_value sum_squares_cols(kiln_graph *g, kiln_value x)
+{
+    return kiln_reduce_sum(g, kiln_mul(g, x, x), (int64_t[]){0}, 1, 0);
+}
+
 static void bench(const char *name, kiln_value (*build)(kiln_graph *, kiln_value), int rank, const int64_t *dims, int iters)
 {
     kiln_graph *g = kiln_graph_new();
@@ -117,5 +135,8 @@ int main(void)
     bench("MLP 784-512-512-10, b=64", mlp, 2, (int64_t[]){64, 784}, 200);
     bench("MLP 784-512-512-10, b=1", mlp, 2, (int64_t[]){1, 784}, 500);
     bench("CNN 2x(conv3x3+relu+pool), b=16", cnn, 4, (int64_t[]){16, 3, 32, 32}, 50);
+    bench("ReduceSum(x*x, 1), 512x4096", sum_squares, 2, (int64_t[]){512, 4096}, 100);
+    bench("ReduceMean(exp(-|x|), 1), 512x4096", mean_exp_rows, 2, (int64_t[]){512, 4096}, 100);
+    bench("ReduceSum(x*x, 0), 4096x512", sum_squares_cols, 2, (int64_t[]){4096, 512}, 100);
     return 0;
 }

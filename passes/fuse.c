@@ -10,9 +10,10 @@
  *    head's shape and dtype: bias adds, activations, residual adds and clips
  *    then run on each block of the output as it is finished.
  *  - Prologues: a reduction (ReduceSum, ReduceMean, ReduceMax, ReduceMin,
- *    ReduceProd) roots a kernel that absorbs the elementwise tree computing
- *    its input, as above; the reduction then reads the tree's values run by
- *    run as it goes (e.g. ReduceSum(x*x) reads only x).
+ *    ReduceProd) over the innermost dim roots a kernel that absorbs the
+ *    elementwise tree computing its input, as above; the reduction then
+ *    reads the tree's values run by run as it goes (e.g. ReduceSum(x*x)
+ *    reads only x).
  *
  * The pass only annotates (g->kernel_of); the graph's nodes stay as they
  * are, so the text form shows each node with the kernel it belongs to. It
@@ -26,10 +27,29 @@
 
 static bool is_elementwise(const ir_node *n) { return (ir_op_def(n->op)->flags & IR_OPF_ELEMENTWISE) != 0; }
 
-static bool is_reduction(const ir_node *n)
+/* A reduction that takes a prologue: one whose innermost input dim of more
+ * than one element is reduced, so that it reads its input in contiguous
+ * rows (the kernels' row mode), where computing a run of the input on the
+ * fly pays. With the innermost dim kept (column mode) each run is a short
+ * tile of a row, and calling the prologue per tile cost more than writing
+ * the input out (measured in bench/bench_fusion.c). */
+static bool is_reduction(const ir_node *n, const kiln_graph *g)
 {
-    return n->op == IR_OP_ReduceSum || n->op == IR_OP_ReduceMean || n->op == IR_OP_ReduceMax ||
-           n->op == IR_OP_ReduceMin || n->op == IR_OP_ReduceProd;
+    if (n->op != IR_OP_ReduceSum && n->op != IR_OP_ReduceMean && n->op != IR_OP_ReduceMax &&
+        n->op != IR_OP_ReduceMin && n->op != IR_OP_ReduceProd)
+        return false;
+    const ir_type *x = ir_value_type(g, n->inputs[0]);
+    int inner = x->rank - 1;
+    while (inner >= 0 && x->dims[inner] == 1) inner--;
+    if (inner < 0) return false; /* one element */
+    int naxes;
+    const int64_t *axes = ir_node_ints(n, "axes", &naxes);
+    if (naxes == 0) return true; /* all axes */
+    for (int i = 0; i < naxes; i++) {
+        int ax;
+        if (ir_norm_axis(axes[i], x->rank, &ax) && ax == inner) return true;
+    }
+    return false;
 }
 
 static bool is_head(const kiln_graph *g, const ir_node *n)
@@ -80,7 +100,7 @@ int pass_fuse(kiln_graph *g, pass_context *cx, bool *changed)
     for (int k = 0; k < g->noutputs; k++) uses[g->outputs[k].node] += 1000000; /* must be materialized */
     for (int root = nn - 1; root >= 0; root--) {
         const ir_node *r = &g->nodes[root];
-        bool reduction = is_reduction(r);
+        bool reduction = is_reduction(r, g);
         if (kernel_of[root] >= 0 || !(is_elementwise(r) || reduction) || r->noutputs != 1) continue;
         int nm = 0;
         members[nm++] = root;
