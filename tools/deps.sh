@@ -3,7 +3,7 @@
 # only when it is missing (Debian: apt-get; nothing is fetched otherwise).
 # Extra package names given as arguments are installed too (make bench).
 set -e
-PKGS="build-essential libcmocka-dev python3-numpy python3-onnx valgrind llvm-19-dev clang-19 protobuf-c-compiler libprotobuf-c-dev"
+PKGS="build-essential libcmocka-dev python3-numpy python3-onnx valgrind llvm-19-dev clang-19 protobuf-c-compiler libprotobuf-c-dev zlib1g-dev python3-sklearn python3-torch python3-torchvision"
 missing=""
 [ $# -gt 0 ] && PKGS="$*"
 for p in $PKGS; do
