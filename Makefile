@@ -94,7 +94,8 @@ $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 .SECONDARY: $(PROTO_C) $(PROTO_H) $(ONNX_PROTO_C) $(ONNX_PROTO_H) $(BUILD)/gen/onnx/onnx.proto
 # Objects that include a generated header.
 $(BUILD)/obj/frontend/kiln_format.o $(BUILD)/obj/tests/frontend/test_kiln_format.o: $(PROTO_H)
-$(BUILD)/obj/frontend/onnx.o $(BUILD)/obj/frontend/onnx_ops.o $(BUILD)/obj/frontend/onnx_tensor.o: $(ONNX_PROTO_H) frontend/onnx_internal.h
+$(BUILD)/obj/frontend/onnx.o $(BUILD)/obj/frontend/onnx_ops.o $(BUILD)/obj/frontend/onnx_compose.o \
+  $(BUILD)/obj/frontend/onnx_tensor.o: $(ONNX_PROTO_H) frontend/onnx_internal.h
 $(BUILD)/obj/tests/onnx/%.o: $(ONNX_PROTO_H)
 
 $(BUILD)/obj/codegen/%.o: codegen/%.c $(wildcard include/*.h ir/*.h codegen/*.h) ir/ops/ops.def

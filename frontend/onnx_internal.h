@@ -108,4 +108,62 @@ const char *onnx_attr_string(const Onnx__NodeProto *n, const char *name, const c
 /* The ints of an attribute; *count = -1 when absent. */
 const int64_t *onnx_attr_ints(const Onnx__NodeProto *n, const char *name, int *count);
 
+
+/* ---- converter helpers (onnx_ops.c), shared with onnx_compose.c ---- */
+
+/* Input i is given (an omitted optional input is an invalid value). */
+bool onnx_has(const kiln_value *in, int nin, int i);
+/* The values of constant integer input i (at most max) into v; an error
+ * naming the input (`what`) when it is computed at run time. */
+int onnx_input_ints(onnx_ctx *cx, const kiln_value *in, int nin, int i, const char *what,
+                    int64_t *v, int max, int *n);
+/* A constant scalar input as a double (def when omitted). */
+int onnx_input_scalar(onnx_ctx *cx, const kiln_value *in, int nin, int i, const char *what,
+                      double def, double *out);
+/* A new attribute bag (NULL after recording out of memory). */
+kiln_attrs *onnx_bag(onnx_ctx *cx);
+/* op with one int-list attribute; Reshape; Cast (x itself when of dtype
+ * `to`); a scalar of x's dtype; a reduction (n = 0: every axis); Clip. */
+kiln_value onnx_op_ints(onnx_ctx *cx, const char *op, kiln_value x, const char *name,
+                        const int64_t *v, int n);
+kiln_value onnx_reshape(onnx_ctx *cx, kiln_value x, const int64_t *dims, int n);
+kiln_value onnx_cast(onnx_ctx *cx, kiln_value x, kiln_dtype to);
+kiln_value onnx_scalar_like(onnx_ctx *cx, kiln_value x, double v);
+kiln_value onnx_reduce(onnx_ctx *cx, const char *op, kiln_value x, const int64_t *axes, int n,
+                       int keepdims);
+kiln_value onnx_clip(onnx_ctx *cx, kiln_value x, double lo, double hi);
+/* out[0] = v; the import's error code, or KILN_OK. */
+int onnx_done(onnx_ctx *cx, kiln_value *out, kiln_value v);
+/* The dtype of a node's statistics (its stash_type, default float); 0
+ * after recording an error. */
+kiln_dtype onnx_stash_dtype(onnx_ctx *cx, const Onnx__NodeProto *n);
+
+/* The converters of onnx_compose.c. */
+#define ONNX_CONV(name)                                                                    \
+    int onnx_##name(onnx_ctx *cx, const Onnx__NodeProto *n, const kiln_value *in, int nin, \
+                    kiln_value *out, int nout)
+ONNX_CONV(cv_topk);
+ONNX_CONV(cv_cum);
+ONNX_CONV(cv_gather_elements);
+ONNX_CONV(cv_scatter);
+ONNX_CONV(cv_onehot);
+ONNX_CONV(cv_hardmax);
+ONNX_CONV(cv_trilu);
+ONNX_CONV(cv_swish);
+ONNX_CONV(cv_swiglu);
+ONNX_CONV(cv_eyelike);
+ONNX_CONV(cv_nllloss);
+ONNX_CONV(cv_sce_loss);
+ONNX_CONV(cv_attention);
+ONNX_CONV(cv_rotary);
+ONNX_CONV(cv_depth_space);
+ONNX_CONV(cv_mvn);
+ONNX_CONV(cv_groupnorm);
+ONNX_CONV(cv_lrn);
+ONNX_CONV(cv_gathernd);
+ONNX_CONV(cv_quantize);
+ONNX_CONV(cv_dequantize);
+ONNX_CONV(cv_dynamic_quantize);
+ONNX_CONV(cv_resize);
+
 #endif

@@ -66,7 +66,7 @@ const int64_t *onnx_attr_ints(const Onnx__NodeProto *n, const char *name, int *c
 
 /* ---- helpers ---- */
 
-static bool has(const kiln_value *in, int nin, int i) { return i < nin && kiln_value_ok(in[i]); }
+bool onnx_has(const kiln_value *in, int nin, int i) { return i < nin && kiln_value_ok(in[i]); }
 
 static const char *type_str(onnx_ctx *cx, kiln_value v, char *buf)
 {
@@ -74,11 +74,11 @@ static const char *type_str(onnx_ctx *cx, kiln_value v, char *buf)
 }
 
 /* The values of a constant integer input, into v (at most max). */
-static int const_ints(onnx_ctx *cx, const kiln_value *in, int nin, int i, const char *what,
+int onnx_input_ints(onnx_ctx *cx, const kiln_value *in, int nin, int i, const char *what,
                       int64_t *v, int max, int *n)
 {
     *n = 0;
-    if (!has(in, nin, i)) return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "input %d (%s) is missing", i, what);
+    if (!onnx_has(in, nin, i)) return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "input %d (%s) is missing", i, what);
     const kiln_tensor *t = onnx_value_tensor(cx, in[i]);
     if (!t) {
         char b[IR_TYPE_STR_MAX];
@@ -97,11 +97,11 @@ static int const_ints(onnx_ctx *cx, const kiln_value *in, int nin, int i, const 
 }
 
 /* A constant scalar input as a double (def when omitted). */
-static int const_scalar(onnx_ctx *cx, const kiln_value *in, int nin, int i, const char *what,
+int onnx_input_scalar(onnx_ctx *cx, const kiln_value *in, int nin, int i, const char *what,
                         double def, double *out)
 {
     *out = def;
-    if (!has(in, nin, i)) return KILN_OK;
+    if (!onnx_has(in, nin, i)) return KILN_OK;
     const kiln_tensor *t = onnx_value_tensor(cx, in[i]);
     if (!t)
         return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "input %d (%s) must be a constant for kiln", i,
@@ -113,7 +113,7 @@ static int const_scalar(onnx_ctx *cx, const kiln_value *in, int nin, int i, cons
     return KILN_OK;
 }
 
-static kiln_attrs *bag(onnx_ctx *cx)
+kiln_attrs *onnx_bag(onnx_ctx *cx)
 {
     kiln_attrs *a = kiln_attrs_new();
     if (!a) onnx_error(cx, KILN_ERR_OUT_OF_MEMORY, "out of memory");
@@ -121,10 +121,10 @@ static kiln_attrs *bag(onnx_ctx *cx)
 }
 
 /* op with one int-list attribute. */
-static kiln_value op_ints(onnx_ctx *cx, const char *op, kiln_value x, const char *name,
+kiln_value onnx_op_ints(onnx_ctx *cx, const char *op, kiln_value x, const char *name,
                           const int64_t *v, int n)
 {
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return kiln_value_invalid();
     kiln_attrs_ints(a, name, v, n);
     kiln_value r = onnx_op(cx, op, &x, 1, a);
@@ -132,15 +132,15 @@ static kiln_value op_ints(onnx_ctx *cx, const char *op, kiln_value x, const char
     return r;
 }
 
-static kiln_value reshape(onnx_ctx *cx, kiln_value x, const int64_t *dims, int n)
+kiln_value onnx_reshape(onnx_ctx *cx, kiln_value x, const int64_t *dims, int n)
 {
-    return op_ints(cx, "Reshape", x, "shape", dims, n);
+    return onnx_op_ints(cx, "Reshape", x, "shape", dims, n);
 }
 
-static kiln_value cast(onnx_ctx *cx, kiln_value x, kiln_dtype to)
+kiln_value onnx_cast(onnx_ctx *cx, kiln_value x, kiln_dtype to)
 {
     if (!kiln_value_ok(x) || onnx_type(cx, x)->dtype == to) return x;
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return kiln_value_invalid();
     kiln_attrs_dtype(a, "to", to);
     kiln_value r = onnx_op(cx, "Cast", &x, 1, a);
@@ -148,16 +148,16 @@ static kiln_value cast(onnx_ctx *cx, kiln_value x, kiln_dtype to)
     return r;
 }
 
-static kiln_value scalar_like(onnx_ctx *cx, kiln_value x, double v)
+kiln_value onnx_scalar_like(onnx_ctx *cx, kiln_value x, double v)
 {
     if (!kiln_value_ok(x)) return x;
     return onnx_scalar(cx, onnx_type(cx, x)->dtype, v);
 }
 
-static kiln_value reduce(onnx_ctx *cx, const char *op, kiln_value x, const int64_t *axes, int n,
+kiln_value onnx_reduce(onnx_ctx *cx, const char *op, kiln_value x, const int64_t *axes, int n,
                          int keepdims)
 {
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return kiln_value_invalid();
     if (n > 0) kiln_attrs_ints(a, "axes", axes, n);
     kiln_attrs_int(a, "keepdims", keepdims);
@@ -166,7 +166,7 @@ static kiln_value reduce(onnx_ctx *cx, const char *op, kiln_value x, const int64
     return r;
 }
 
-static int done(onnx_ctx *cx, kiln_value *out, kiln_value v)
+int onnx_done(onnx_ctx *cx, kiln_value *out, kiln_value v)
 {
     out[0] = v;
     return onnx_failed(cx) ? cx->st->code : KILN_OK;
@@ -187,7 +187,7 @@ static kiln_value legacy_broadcast(onnx_ctx *cx, const Onnx__NodeProto *n, kiln_
     int r = 0;
     for (int i = 0; i < tb->rank; i++) dims[r++] = tb->dims[i] < 0 ? -1 : tb->dims[i];
     for (int i = 0; i < trail && r < IR_MAX_RANK; i++) dims[r++] = 1;
-    return reshape(cx, b, dims, r);
+    return onnx_reshape(cx, b, dims, r);
 }
 
 /* ---- converters ---- */
@@ -229,42 +229,42 @@ CONV(cv_simple)
     int k = nin < 3 ? nin : 3;
     for (int i = 0; i < k; i++) args[i] = in[i];
     if (k == 2) args[1] = legacy_broadcast(cx, n, args[0], args[1]);
-    return done(cx, out, onnx_op(cx, op, args, k, NULL));
+    return onnx_done(cx, out, onnx_op(cx, op, args, k, NULL));
 }
 
 CONV(cv_pow)
 {
-    kiln_value e = cast(cx, in[1], onnx_type(cx, in[0])->dtype);
+    kiln_value e = onnx_cast(cx, in[1], onnx_type(cx, in[0])->dtype);
     e = legacy_broadcast(cx, n, in[0], e);
-    return done(cx, out, onnx_op2(cx, "Pow", in[0], e));
+    return onnx_done(cx, out, onnx_op2(cx, "Pow", in[0], e));
 }
 
 CONV(cv_alpha)
 {
     /* LeakyRelu and Elu: one float attribute 'alpha'. */
     bool leaky = strcmp(n->op_type, "LeakyRelu") == 0;
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_float(a, "alpha", onnx_attr_float(n, "alpha", leaky ? 0.01 : 1.0));
     kiln_value r = onnx_op(cx, leaky ? "LeakyRelu" : "Elu", in, 1, a);
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
 CONV(cv_gelu)
 {
     char buf[16];
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_string(a, "approximate", onnx_attr_string(n, "approximate", "none", buf, sizeof buf));
     kiln_value r = onnx_op(cx, "Gelu", in, 1, a);
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
-static kiln_value clip(onnx_ctx *cx, kiln_value x, double lo, double hi)
+kiln_value onnx_clip(onnx_ctx *cx, kiln_value x, double lo, double hi)
 {
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return kiln_value_invalid();
     kiln_attrs_float(a, "min", lo);
     kiln_attrs_float(a, "max", hi);
@@ -279,52 +279,52 @@ CONV(cv_clip)
     if (cx->opset < 11) {
         lo = onnx_attr_float(n, "min", -INFINITY);
         hi = onnx_attr_float(n, "max", INFINITY);
-    } else if (const_scalar(cx, in, nin, 1, "min", -INFINITY, &lo) ||
-               const_scalar(cx, in, nin, 2, "max", INFINITY, &hi)) {
+    } else if (onnx_input_scalar(cx, in, nin, 1, "min", -INFINITY, &lo) ||
+               onnx_input_scalar(cx, in, nin, 2, "max", INFINITY, &hi)) {
         return cx->st->code;
     }
-    return done(cx, out, clip(cx, in[0], lo, hi));
+    return onnx_done(cx, out, onnx_clip(cx, in[0], lo, hi));
 }
 
 CONV(cv_hardsigmoid)
 {
     double alpha = onnx_attr_float(n, "alpha", 0.2), beta = onnx_attr_float(n, "beta", 0.5);
     kiln_value x = in[0];
-    kiln_value y = onnx_op2(cx, "Add", onnx_op2(cx, "Mul", x, scalar_like(cx, x, alpha)),
-                            scalar_like(cx, x, beta));
-    return done(cx, out, clip(cx, y, 0, 1));
+    kiln_value y = onnx_op2(cx, "Add", onnx_op2(cx, "Mul", x, onnx_scalar_like(cx, x, alpha)),
+                            onnx_scalar_like(cx, x, beta));
+    return onnx_done(cx, out, onnx_clip(cx, y, 0, 1));
 }
 
 CONV(cv_hardswish)
 {
     kiln_value x = in[0];
-    kiln_value y = onnx_op2(cx, "Add", onnx_op2(cx, "Mul", x, scalar_like(cx, x, 1.0 / 6)),
-                            scalar_like(cx, x, 0.5));
-    return done(cx, out, onnx_op2(cx, "Mul", x, clip(cx, y, 0, 1)));
+    kiln_value y = onnx_op2(cx, "Add", onnx_op2(cx, "Mul", x, onnx_scalar_like(cx, x, 1.0 / 6)),
+                            onnx_scalar_like(cx, x, 0.5));
+    return onnx_done(cx, out, onnx_op2(cx, "Mul", x, onnx_clip(cx, y, 0, 1)));
 }
 
 CONV(cv_selu)
 {
     double alpha = onnx_attr_float(n, "alpha", 1.67326319217681884765625);
     double gamma = onnx_attr_float(n, "gamma", 1.05070102214813232421875);
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_float(a, "alpha", alpha);
     kiln_value e = onnx_op(cx, "Elu", in, 1, a);
     kiln_attrs_free(a);
-    return done(cx, out, onnx_op2(cx, "Mul", e, scalar_like(cx, in[0], gamma)));
+    return onnx_done(cx, out, onnx_op2(cx, "Mul", e, onnx_scalar_like(cx, in[0], gamma)));
 }
 
 CONV(cv_celu)
 {
     double alpha = onnx_attr_float(n, "alpha", 1.0);
     kiln_value x = in[0];
-    kiln_value pos = onnx_op2(cx, "Maximum", x, scalar_like(cx, x, 0));
-    kiln_value e = onnx_op1(cx, "Exp", onnx_op2(cx, "Div", x, scalar_like(cx, x, alpha)));
-    kiln_value neg = onnx_op2(cx, "Mul", scalar_like(cx, x, alpha),
-                              onnx_op2(cx, "Sub", e, scalar_like(cx, x, 1)));
-    neg = onnx_op2(cx, "Minimum", neg, scalar_like(cx, x, 0));
-    return done(cx, out, onnx_op2(cx, "Add", pos, neg));
+    kiln_value pos = onnx_op2(cx, "Maximum", x, onnx_scalar_like(cx, x, 0));
+    kiln_value e = onnx_op1(cx, "Exp", onnx_op2(cx, "Div", x, onnx_scalar_like(cx, x, alpha)));
+    kiln_value neg = onnx_op2(cx, "Mul", onnx_scalar_like(cx, x, alpha),
+                              onnx_op2(cx, "Sub", e, onnx_scalar_like(cx, x, 1)));
+    neg = onnx_op2(cx, "Minimum", neg, onnx_scalar_like(cx, x, 0));
+    return onnx_done(cx, out, onnx_op2(cx, "Add", pos, neg));
 }
 
 CONV(cv_prelu)
@@ -338,69 +338,69 @@ CONV(cv_prelu)
         int64_t d[IR_MAX_RANK];
         d[0] = ts->dims[0];
         for (int i = 1; i < tx->rank - 1; i++) d[i] = 1;
-        s = reshape(cx, s, d, tx->rank - 1);
+        s = onnx_reshape(cx, s, d, tx->rank - 1);
     }
-    kiln_value neg = onnx_op2(cx, "Less", x, scalar_like(cx, x, 0));
+    kiln_value neg = onnx_op2(cx, "Less", x, onnx_scalar_like(cx, x, 0));
     kiln_value args[3] = {neg, onnx_op2(cx, "Mul", x, s), x};
-    return done(cx, out, onnx_op(cx, "Where", args, 3, NULL));
+    return onnx_done(cx, out, onnx_op(cx, "Where", args, 3, NULL));
 }
 
 CONV(cv_mish)
 {
     kiln_value x = in[0];
-    return done(cx, out, onnx_op2(cx, "Mul", x, onnx_op1(cx, "Tanh", onnx_op1(cx, "Softplus", x))));
+    return onnx_done(cx, out, onnx_op2(cx, "Mul", x, onnx_op1(cx, "Tanh", onnx_op1(cx, "Softplus", x))));
 }
 
 CONV(cv_softsign)
 {
     kiln_value x = in[0];
-    kiln_value d = onnx_op2(cx, "Add", onnx_op1(cx, "Abs", x), scalar_like(cx, x, 1));
-    return done(cx, out, onnx_op2(cx, "Div", x, d));
+    kiln_value d = onnx_op2(cx, "Add", onnx_op1(cx, "Abs", x), onnx_scalar_like(cx, x, 1));
+    return onnx_done(cx, out, onnx_op2(cx, "Div", x, d));
 }
 
 CONV(cv_thresholded_relu)
 {
     kiln_value x = in[0];
     double alpha = onnx_attr_float(n, "alpha", 1.0);
-    kiln_value args[3] = {onnx_op2(cx, "Greater", x, scalar_like(cx, x, alpha)), x,
-                          scalar_like(cx, x, 0)};
-    return done(cx, out, onnx_op(cx, "Where", args, 3, NULL));
+    kiln_value args[3] = {onnx_op2(cx, "Greater", x, onnx_scalar_like(cx, x, alpha)), x,
+                          onnx_scalar_like(cx, x, 0)};
+    return onnx_done(cx, out, onnx_op(cx, "Where", args, 3, NULL));
 }
 
 CONV(cv_shrink)
 {
     kiln_value x = in[0];
     double bias = onnx_attr_float(n, "bias", 0), lambd = onnx_attr_float(n, "lambd", 0.5);
-    kiln_value zero = scalar_like(cx, x, 0);
-    kiln_value hi[3] = {onnx_op2(cx, "Greater", x, scalar_like(cx, x, lambd)),
-                        onnx_op2(cx, "Sub", x, scalar_like(cx, x, bias)), zero};
-    kiln_value lo[3] = {onnx_op2(cx, "Less", x, scalar_like(cx, x, -lambd)),
-                        onnx_op2(cx, "Add", x, scalar_like(cx, x, bias)),
+    kiln_value zero = onnx_scalar_like(cx, x, 0);
+    kiln_value hi[3] = {onnx_op2(cx, "Greater", x, onnx_scalar_like(cx, x, lambd)),
+                        onnx_op2(cx, "Sub", x, onnx_scalar_like(cx, x, bias)), zero};
+    kiln_value lo[3] = {onnx_op2(cx, "Less", x, onnx_scalar_like(cx, x, -lambd)),
+                        onnx_op2(cx, "Add", x, onnx_scalar_like(cx, x, bias)),
                         onnx_op(cx, "Where", hi, 3, NULL)};
-    return done(cx, out, onnx_op(cx, "Where", lo, 3, NULL));
+    return onnx_done(cx, out, onnx_op(cx, "Where", lo, 3, NULL));
 }
 
 CONV(cv_isinf)
 {
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_int(a, "detect_positive", onnx_attr_int(n, "detect_positive", 1) != 0);
     kiln_attrs_int(a, "detect_negative", onnx_attr_int(n, "detect_negative", 1) != 0);
     kiln_value r = onnx_op(cx, "IsInf", in, 1, a);
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
 CONV(cv_mod)
 {
     /* fmod = 0 on floats is rejected by the Mod op's inference, as the
      * spec requires */
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_int(a, "fmod", onnx_attr_int(n, "fmod", 0));
     kiln_value r = onnx_op(cx, "Mod", in, 2, a);
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
 CONV(cv_variadic)
@@ -408,13 +408,13 @@ CONV(cv_variadic)
     /* Sum, Mean, Max, Min over any number of inputs (broadcasting). */
     const char *t = n->op_type;
     const char *op = !strcmp(t, "Max") ? "Maximum" : !strcmp(t, "Min") ? "Minimum" : "Add";
-    if (nin < 1 || !has(in, nin, 0))
+    if (nin < 1 || !onnx_has(in, nin, 0))
         return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "needs at least one input");
     kiln_value acc = in[0];
     if (nin == 1) acc = onnx_op1(cx, "Identity", acc);
     for (int i = 1; i < nin; i++) acc = onnx_op2(cx, op, acc, in[i]);
-    if (!strcmp(t, "Mean")) acc = onnx_op2(cx, "Div", acc, scalar_like(cx, in[0], nin));
-    return done(cx, out, acc);
+    if (!strcmp(t, "Mean")) acc = onnx_op2(cx, "Div", acc, onnx_scalar_like(cx, in[0], nin));
+    return onnx_done(cx, out, acc);
 }
 
 CONV(cv_cast)
@@ -429,12 +429,12 @@ CONV(cv_cast)
             return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "cast to %s, which kiln does not support",
                               onnx_dtype_name(t));
     }
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_dtype(a, "to", to);
     kiln_value r = onnx_op(cx, "Cast", in, 1, a);
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
 CONV(cv_dropout)
@@ -443,8 +443,8 @@ CONV(cv_dropout)
     bool training = false;
     if (cx->opset >= 12) {
         double tm = 0;
-        if (const_scalar(cx, in, nin, 1, "ratio", 0.5, &ratio) ||
-            const_scalar(cx, in, nin, 2, "training_mode", 0, &tm))
+        if (onnx_input_scalar(cx, in, nin, 1, "ratio", 0.5, &ratio) ||
+            onnx_input_scalar(cx, in, nin, 2, "training_mode", 0, &tm))
             return cx->st->code;
         training = tm != 0;
     }
@@ -456,7 +456,7 @@ CONV(cv_dropout)
         if (!ir_type_is_static(t))
             return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "the mask output needs a static input shape");
         kiln_value one = onnx_scalar(cx, KILN_BOOL, 1);
-        out[1] = op_ints(cx, "Expand", one, "shape", t->dims, t->rank);
+        out[1] = onnx_op_ints(cx, "Expand", one, "shape", t->dims, t->rank);
     }
     return onnx_failed(cx) ? cx->st->code : KILN_OK;
 }
@@ -494,14 +494,14 @@ CONV(cv_constant)
     if (!t) return onnx_error(cx, KILN_ERR_OUT_OF_MEMORY, "out of memory");
     kiln_value v = onnx_const(cx, t);
     kiln_tensor_free(t);
-    return done(cx, out, v);
+    return onnx_done(cx, out, v);
 }
 
 CONV(cv_constant_of_shape)
 {
     int64_t shape[IR_MAX_RANK];
     int r;
-    if (const_ints(cx, in, nin, 0, "shape", shape, IR_MAX_RANK, &r)) return cx->st->code;
+    if (onnx_input_ints(cx, in, nin, 0, "shape", shape, IR_MAX_RANK, &r)) return cx->st->code;
     kiln_tensor *t = NULL;
     const Onnx__AttributeProto *a = onnx_attr(n, "value");
     if (a && a->t) {
@@ -526,7 +526,7 @@ CONV(cv_constant_of_shape)
         }
     kiln_value c = onnx_const(cx, t);
     kiln_tensor_free(t);
-    return done(cx, out, r ? op_ints(cx, "Expand", c, "shape", shape, r) : c);
+    return onnx_done(cx, out, r ? onnx_op_ints(cx, "Expand", c, "shape", shape, r) : c);
 }
 
 CONV(cv_shape)
@@ -547,7 +547,7 @@ CONV(cv_shape)
                               "here (kiln_import_options.input_shapes)",
                               type_str(cx, in[0], b));
         }
-    return done(cx, out, onnx_const_ints(cx, t->dims + start, (int)(end - start)));
+    return onnx_done(cx, out, onnx_const_ints(cx, t->dims + start, (int)(end - start)));
 }
 
 CONV(cv_size)
@@ -559,14 +559,14 @@ CONV(cv_size)
         return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "the size of %s is not known at import",
                           type_str(cx, in[0], b));
     }
-    return done(cx, out, onnx_scalar(cx, KILN_I64, (double)numel));
+    return onnx_done(cx, out, onnx_scalar(cx, KILN_I64, (double)numel));
 }
 
 CONV(cv_range)
 {
     const kiln_tensor *ts[3];
     for (int i = 0; i < 3; i++) {
-        ts[i] = has(in, nin, i) ? onnx_value_tensor(cx, in[i]) : NULL;
+        ts[i] = onnx_has(in, nin, i) ? onnx_value_tensor(cx, in[i]) : NULL;
         if (!ts[i] || ts[i]->size != 1)
             return onnx_error(cx, KILN_ERR_UNIMPLEMENTED,
                               "start, limit and delta must be constant scalars for kiln");
@@ -594,28 +594,28 @@ CONV(cv_range)
     }
     kiln_value v = onnx_const(cx, t);
     kiln_tensor_free(t);
-    return done(cx, out, v);
+    return onnx_done(cx, out, v);
 }
 
 CONV(cv_gemm)
 {
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_float(a, "alpha", onnx_attr_float(n, "alpha", 1.0));
     kiln_attrs_float(a, "beta", onnx_attr_float(n, "beta", 1.0));
     kiln_attrs_int(a, "transA", onnx_attr_int(n, "transA", 0));
     kiln_attrs_int(a, "transB", onnx_attr_int(n, "transB", 0));
-    kiln_value r = onnx_op(cx, "Gemm", in, has(in, nin, 2) ? 3 : 2, a);
+    kiln_value r = onnx_op(cx, "Gemm", in, onnx_has(in, nin, 2) ? 3 : 2, a);
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
 CONV(cv_transpose)
 {
     int np;
     const int64_t *perm = onnx_attr_ints(n, "perm", &np);
-    if (np < 0) return done(cx, out, onnx_op1(cx, "Transpose", in[0]));
-    return done(cx, out, op_ints(cx, "Transpose", in[0], "perm", perm, np));
+    if (np < 0) return onnx_done(cx, out, onnx_op1(cx, "Transpose", in[0]));
+    return onnx_done(cx, out, onnx_op_ints(cx, "Transpose", in[0], "perm", perm, np));
 }
 
 CONV(cv_reshape)
@@ -627,7 +627,7 @@ CONV(cv_reshape)
         if (r < 0 || r > IR_MAX_RANK)
             return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "bad or missing 'shape' attribute");
         memcpy(shape, s, sizeof(int64_t) * (size_t)r);
-    } else if (const_ints(cx, in, nin, 1, "shape", shape, IR_MAX_RANK, &r)) {
+    } else if (onnx_input_ints(cx, in, nin, 1, "shape", shape, IR_MAX_RANK, &r)) {
         return cx->st->code;
     }
     if (onnx_attr_int(n, "allowzero", 0))
@@ -639,17 +639,17 @@ CONV(cv_reshape)
                                       "allowzero with a 0 dim needs an empty input");
                 return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "allowzero=1 with a 0 in the shape");
             }
-    return done(cx, out, reshape(cx, in[0], shape, r));
+    return onnx_done(cx, out, onnx_reshape(cx, in[0], shape, r));
 }
 
 CONV(cv_flatten)
 {
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_int(a, "axis", onnx_attr_int(n, "axis", 1));
     kiln_value r = onnx_op(cx, "Flatten", in, 1, a);
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
 /* axes: an attribute before `input_opset`, input 1 from it on. *n = -1
@@ -663,11 +663,11 @@ static int axes_arg(onnx_ctx *cx, const Onnx__NodeProto *n, const kiln_value *in
         if (*na > 0) memcpy(axes, a, sizeof(int64_t) * (size_t)*na);
         return KILN_OK;
     }
-    if (!has(in, nin, 1)) {
+    if (!onnx_has(in, nin, 1)) {
         *na = -1;
         return KILN_OK;
     }
-    return const_ints(cx, in, nin, 1, "axes", axes, MAXV, na);
+    return onnx_input_ints(cx, in, nin, 1, "axes", axes, MAXV, na);
 }
 
 CONV(cv_squeeze)
@@ -675,8 +675,8 @@ CONV(cv_squeeze)
     int64_t axes[MAXV];
     int na;
     if (axes_arg(cx, n, in, nin, 13, axes, &na)) return cx->st->code;
-    if (na <= 0) return done(cx, out, onnx_op1(cx, "Squeeze", in[0]));
-    return done(cx, out, op_ints(cx, "Squeeze", in[0], "axes", axes, na));
+    if (na <= 0) return onnx_done(cx, out, onnx_op1(cx, "Squeeze", in[0]));
+    return onnx_done(cx, out, onnx_op_ints(cx, "Squeeze", in[0], "axes", axes, na));
 }
 
 CONV(cv_unsqueeze)
@@ -685,17 +685,17 @@ CONV(cv_unsqueeze)
     int na;
     if (axes_arg(cx, n, in, nin, 13, axes, &na)) return cx->st->code;
     if (na < 0) return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "axes are missing");
-    return done(cx, out, op_ints(cx, "Unsqueeze", in[0], "axes", axes, na));
+    return onnx_done(cx, out, onnx_op_ints(cx, "Unsqueeze", in[0], "axes", axes, na));
 }
 
 CONV(cv_concat)
 {
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_int(a, "axis", onnx_attr_int(n, "axis", cx->opset < 4 ? 1 : 0));
     kiln_value r = onnx_op(cx, "Concat", in, nin, a);
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
 CONV(cv_split)
@@ -706,14 +706,14 @@ CONV(cv_split)
         const int64_t *s = onnx_attr_ints(n, "split", &ns);
         if (ns > MAXV) return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "too many splits");
         if (ns > 0) memcpy(split, s, sizeof(int64_t) * (size_t)ns);
-        if (ns < 0 && has(in, nin, 1) && const_ints(cx, in, nin, 1, "split", split, MAXV, &ns))
+        if (ns < 0 && onnx_has(in, nin, 1) && onnx_input_ints(cx, in, nin, 1, "split", split, MAXV, &ns))
             return cx->st->code;
-    } else if (has(in, nin, 1) && const_ints(cx, in, nin, 1, "split", split, MAXV, &ns)) {
+    } else if (onnx_has(in, nin, 1) && onnx_input_ints(cx, in, nin, 1, "split", split, MAXV, &ns)) {
         return cx->st->code;
     }
     if (nout > 8 && ns <= 0)
         return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "%d outputs", nout);
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_int(a, "axis", onnx_attr_int(n, "axis", 0));
     if (ns > 0) kiln_attrs_ints(a, "split", split, ns);
@@ -739,13 +739,13 @@ CONV(cv_slice)
         if (na > MAXV) return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "bad 'axes'");
         if (na > 0) memcpy(ax, p, sizeof(int64_t) * (size_t)na);
     } else {
-        if (const_ints(cx, in, nin, 1, "starts", st, MAXV, &ns) ||
-            const_ints(cx, in, nin, 2, "ends", en, MAXV, &ne))
+        if (onnx_input_ints(cx, in, nin, 1, "starts", st, MAXV, &ns) ||
+            onnx_input_ints(cx, in, nin, 2, "ends", en, MAXV, &ne))
             return cx->st->code;
-        if (has(in, nin, 3) && const_ints(cx, in, nin, 3, "axes", ax, MAXV, &na)) return cx->st->code;
-        if (has(in, nin, 4) && const_ints(cx, in, nin, 4, "steps", sp, MAXV, &nsp)) return cx->st->code;
+        if (onnx_has(in, nin, 3) && onnx_input_ints(cx, in, nin, 3, "axes", ax, MAXV, &na)) return cx->st->code;
+        if (onnx_has(in, nin, 4) && onnx_input_ints(cx, in, nin, 4, "steps", sp, MAXV, &nsp)) return cx->st->code;
     }
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_ints(a, "starts", st, ns);
     kiln_attrs_ints(a, "ends", en, ne);
@@ -753,17 +753,17 @@ CONV(cv_slice)
     if (nsp >= 0) kiln_attrs_ints(a, "steps", sp, nsp);
     kiln_value r = onnx_op(cx, "Slice", in, 1, a);
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
 CONV(cv_gather)
 {
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_int(a, "axis", onnx_attr_int(n, "axis", 0));
     kiln_value r = onnx_op(cx, "Gather", in, 2, a);
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
 CONV(cv_pad)
@@ -780,10 +780,10 @@ CONV(cv_pad)
         memcpy(pads, p, sizeof(int64_t) * (size_t)np);
         value = onnx_attr_float(n, "value", 0);
     } else {
-        if (const_ints(cx, in, nin, 1, "pads", pads, 2 * IR_MAX_RANK, &np) ||
-            const_scalar(cx, in, nin, 2, "constant_value", 0, &value))
+        if (onnx_input_ints(cx, in, nin, 1, "pads", pads, 2 * IR_MAX_RANK, &np) ||
+            onnx_input_scalar(cx, in, nin, 2, "constant_value", 0, &value))
             return cx->st->code;
-        if (has(in, nin, 3) && const_ints(cx, in, nin, 3, "axes", axes, IR_MAX_RANK, &na))
+        if (onnx_has(in, nin, 3) && onnx_input_ints(cx, in, nin, 3, "axes", axes, IR_MAX_RANK, &na))
             return cx->st->code;
     }
     if (strcmp(mode, "constant") && strcmp(mode, "reflect") && strcmp(mode, "edge"))
@@ -803,30 +803,30 @@ CONV(cv_pad)
         memcpy(pads, full, sizeof full);
         np = 2 * rank;
     }
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_ints(a, "pads", pads, np);
     kiln_attrs_string(a, "mode", mode);
     kiln_attrs_float(a, "value", value);
     kiln_value r = onnx_op(cx, "Pad", in, 1, a);
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
 CONV(cv_expand)
 {
     int64_t shape[IR_MAX_RANK];
     int r;
-    if (const_ints(cx, in, nin, 1, "shape", shape, IR_MAX_RANK, &r)) return cx->st->code;
-    return done(cx, out, op_ints(cx, "Expand", in[0], "shape", shape, r));
+    if (onnx_input_ints(cx, in, nin, 1, "shape", shape, IR_MAX_RANK, &r)) return cx->st->code;
+    return onnx_done(cx, out, onnx_op_ints(cx, "Expand", in[0], "shape", shape, r));
 }
 
 CONV(cv_tile)
 {
     int64_t rep[IR_MAX_RANK];
     int r;
-    if (const_ints(cx, in, nin, 1, "repeats", rep, IR_MAX_RANK, &r)) return cx->st->code;
-    return done(cx, out, op_ints(cx, "Tile", in[0], "repeats", rep, r));
+    if (onnx_input_ints(cx, in, nin, 1, "repeats", rep, IR_MAX_RANK, &r)) return cx->st->code;
+    return onnx_done(cx, out, onnx_op_ints(cx, "Tile", in[0], "repeats", rep, r));
 }
 
 CONV(cv_reduce)
@@ -839,33 +839,33 @@ CONV(cv_reduce)
     int keep = (int)onnx_attr_int(n, "keepdims", 1);
     kiln_value x = in[0];
     if (na <= 0 && cx->opset >= input_opset && onnx_attr_int(n, "noop_with_empty_axes", 0))
-        return done(cx, out, onnx_op1(cx, "Identity", x));
+        return onnx_done(cx, out, onnx_op1(cx, "Identity", x));
     if (na < 0) na = 0;
     kiln_value r;
-    if (!strcmp(t, "ReduceL1")) r = reduce(cx, "ReduceSum", onnx_op1(cx, "Abs", x), axes, na, keep);
+    if (!strcmp(t, "ReduceL1")) r = onnx_reduce(cx, "ReduceSum", onnx_op1(cx, "Abs", x), axes, na, keep);
     else if (!strcmp(t, "ReduceL2"))
-        r = onnx_op1(cx, "Sqrt", reduce(cx, "ReduceSum", onnx_op2(cx, "Mul", x, x), axes, na, keep));
-    else if (!strcmp(t, "ReduceSumSquare")) r = reduce(cx, "ReduceSum", onnx_op2(cx, "Mul", x, x), axes, na, keep);
-    else if (!strcmp(t, "ReduceLogSum")) r = onnx_op1(cx, "Log", reduce(cx, "ReduceSum", x, axes, na, keep));
+        r = onnx_op1(cx, "Sqrt", onnx_reduce(cx, "ReduceSum", onnx_op2(cx, "Mul", x, x), axes, na, keep));
+    else if (!strcmp(t, "ReduceSumSquare")) r = onnx_reduce(cx, "ReduceSum", onnx_op2(cx, "Mul", x, x), axes, na, keep);
+    else if (!strcmp(t, "ReduceLogSum")) r = onnx_op1(cx, "Log", onnx_reduce(cx, "ReduceSum", x, axes, na, keep));
     else if (!strcmp(t, "ReduceLogSumExp")) {
-        kiln_value m = reduce(cx, "ReduceMax", x, axes, na, 1);
-        kiln_value s = reduce(cx, "ReduceSum", onnx_op1(cx, "Exp", onnx_op2(cx, "Sub", x, m)), axes, na, keep);
-        kiln_value mm = keep ? m : reduce(cx, "ReduceMax", x, axes, na, 0);
+        kiln_value m = onnx_reduce(cx, "ReduceMax", x, axes, na, 1);
+        kiln_value s = onnx_reduce(cx, "ReduceSum", onnx_op1(cx, "Exp", onnx_op2(cx, "Sub", x, m)), axes, na, keep);
+        kiln_value mm = keep ? m : onnx_reduce(cx, "ReduceMax", x, axes, na, 0);
         r = onnx_op2(cx, "Add", onnx_op1(cx, "Log", s), mm);
-    } else r = reduce(cx, t, x, axes, na, keep);
-    return done(cx, out, r);
+    } else r = onnx_reduce(cx, t, x, axes, na, keep);
+    return onnx_done(cx, out, r);
 }
 
 CONV(cv_arg)
 {
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_int(a, "axis", onnx_attr_int(n, "axis", 0));
     kiln_attrs_int(a, "keepdims", onnx_attr_int(n, "keepdims", 1));
     kiln_attrs_int(a, "select_last_index", onnx_attr_int(n, "select_last_index", 0));
     kiln_value r = onnx_op(cx, n->op_type, in, 1, a);
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
 CONV(cv_softmax)
@@ -873,7 +873,7 @@ CONV(cv_softmax)
     const char *op = n->op_type; /* Softmax or LogSoftmax */
     const ir_type *t = onnx_type(cx, in[0]);
     int64_t axis = onnx_attr_int(n, "axis", cx->opset < 13 ? 1 : -1);
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_value r;
     int ax;
@@ -893,15 +893,15 @@ CONV(cv_softmax)
         }
         kiln_value f = onnx_op(cx, "Flatten", in, 1, NULL);
         kiln_attrs_free(a);
-        a = bag(cx);
+        a = onnx_bag(cx);
         if (!a) return cx->st->code;
         kiln_attrs_int(a, "axis", 1);
         kiln_value s;
         if (ax == 0) {
             int64_t d[2] = {1, -1};
-            s = onnx_op(cx, op, (kiln_value[]){reshape(cx, in[0], d, 2)}, 1, a);
+            s = onnx_op(cx, op, (kiln_value[]){onnx_reshape(cx, in[0], d, 2)}, 1, a);
         } else {
-            kiln_attrs *fa = bag(cx);
+            kiln_attrs *fa = onnx_bag(cx);
             if (!fa) {
                 kiln_attrs_free(a);
                 return cx->st->code;
@@ -911,10 +911,10 @@ CONV(cv_softmax)
             kiln_attrs_free(fa);
             s = onnx_op(cx, op, &f, 1, a);
         }
-        r = reshape(cx, s, t->dims, t->rank);
+        r = onnx_reshape(cx, s, t->dims, t->rank);
     }
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
 CONV(cv_batchnorm)
@@ -922,27 +922,77 @@ CONV(cv_batchnorm)
     if (onnx_attr_int(n, "training_mode", 0) || nout > 1)
         return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "training-mode batch normalization (more than one output) is not supported");
     if (nin < 5) return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "needs 5 inputs, has %d", nin);
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_float(a, "epsilon", onnx_attr_float(n, "epsilon", 1e-5));
     kiln_value r = onnx_op(cx, "BatchNormalization", in, 5, a);
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
+}
+
+/* The dtype statistics are computed in (stash_type, default float). */
+kiln_dtype onnx_stash_dtype(onnx_ctx *cx, const Onnx__NodeProto *n)
+{
+    int st = (int)onnx_attr_int(n, "stash_type", 1);
+    kiln_dtype dt = onnx_dtype(st);
+    if (!dt) onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "stash_type %s is not supported", onnx_dtype_name(st));
+    return dt;
+}
+
+/* Axes [a, rank) for a normalization over x's dims from axis on. */
+static int norm_axes(onnx_ctx *cx, const Onnx__NodeProto *n, const ir_type *t, int64_t *axes)
+{
+    int64_t axis = onnx_attr_int(n, "axis", -1);
+    int a;
+    if (!ir_norm_axis(axis, t->rank, &a)) {
+        onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "axis %lld out of range for rank %d", (long long)axis,
+                   t->rank);
+        return -1;
+    }
+    for (int i = a; i < t->rank; i++) axes[i - a] = i;
+    return t->rank - a;
 }
 
 CONV(cv_layernorm)
 {
-    if (nout > 1)
-        for (int k = 1; k < nout; k++)
-            if (*n->output[k])
-                return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "the Mean and InvStdDev outputs are not supported");
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_int(a, "axis", onnx_attr_int(n, "axis", -1));
     kiln_attrs_float(a, "epsilon", onnx_attr_float(n, "epsilon", 1e-5));
-    kiln_value r = onnx_op(cx, "LayerNormalization", in, has(in, nin, 2) ? 3 : 2, a);
+    out[0] = onnx_op(cx, "LayerNormalization", in, onnx_has(in, nin, 2) ? 3 : 2, a);
     kiln_attrs_free(a);
-    return done(cx, out, r);
+    if (nout > 1 && !onnx_failed(cx)) {
+        /* Mean and InvStdDev (keepdims shape, stash dtype), composed. */
+        int64_t axes[IR_MAX_RANK];
+        int na = norm_axes(cx, n, onnx_type(cx, in[0]), axes);
+        kiln_dtype sd = onnx_stash_dtype(cx, n);
+        if (na < 0 || !sd) return cx->st->code;
+        kiln_value x = onnx_cast(cx, in[0], sd);
+        kiln_value mean = onnx_reduce(cx, "ReduceMean", x, axes, na, 1);
+        kiln_value c = onnx_op2(cx, "Sub", x, mean);
+        kiln_value var = onnx_reduce(cx, "ReduceMean", onnx_op2(cx, "Mul", c, c), axes, na, 1);
+        double eps = onnx_attr_float(n, "epsilon", 1e-5);
+        out[1] = mean;
+        if (nout > 2) out[2] = onnx_op1(cx, "Rsqrt", onnx_op2(cx, "Add", var, onnx_scalar_like(cx, var, eps)));
+    }
+    return onnx_failed(cx) ? cx->st->code : KILN_OK;
+}
+
+/* RMSNormalization: x / sqrt(mean(x^2 over axis..) + epsilon) * scale. */
+CONV(cv_rmsnorm)
+{
+    int64_t axes[IR_MAX_RANK];
+    const ir_type *t = onnx_type(cx, in[0]);
+    int na = norm_axes(cx, n, t, axes);
+    kiln_dtype sd = onnx_stash_dtype(cx, n);
+    if (na < 0 || !sd) return cx->st->code;
+    kiln_dtype dt = t->dtype;
+    kiln_value x = onnx_cast(cx, in[0], sd);
+    kiln_value ms = onnx_reduce(cx, "ReduceMean", onnx_op2(cx, "Mul", x, x), axes, na, 1);
+    double eps = onnx_attr_float(n, "epsilon", 1e-5);
+    kiln_value inv = onnx_op1(cx, "Rsqrt", onnx_op2(cx, "Add", ms, onnx_scalar_like(cx, ms, eps)));
+    kiln_value y = onnx_cast(cx, onnx_op2(cx, "Mul", x, inv), dt);
+    return onnx_done(cx, out, onnx_op2(cx, "Mul", y, in[1]));
 }
 
 CONV(cv_instancenorm)
@@ -954,15 +1004,15 @@ CONV(cv_instancenorm)
     int na = 0;
     for (int i = 2; i < t->rank; i++) axes[na++] = i;
     double eps = onnx_attr_float(n, "epsilon", 1e-5);
-    kiln_value mean = reduce(cx, "ReduceMean", x, axes, na, 1);
+    kiln_value mean = onnx_reduce(cx, "ReduceMean", x, axes, na, 1);
     kiln_value c = onnx_op2(cx, "Sub", x, mean);
-    kiln_value var = reduce(cx, "ReduceMean", onnx_op2(cx, "Mul", c, c), axes, na, 1);
-    kiln_value inv = onnx_op1(cx, "Rsqrt", onnx_op2(cx, "Add", var, scalar_like(cx, x, eps)));
+    kiln_value var = onnx_reduce(cx, "ReduceMean", onnx_op2(cx, "Mul", c, c), axes, na, 1);
+    kiln_value inv = onnx_op1(cx, "Rsqrt", onnx_op2(cx, "Add", var, onnx_scalar_like(cx, x, eps)));
     d[0] = -1;
     for (int i = 1; i < t->rank - 1; i++) d[i] = 1;
-    kiln_value scale = reshape(cx, in[1], d, t->rank - 1), bias = reshape(cx, in[2], d, t->rank - 1);
+    kiln_value scale = onnx_reshape(cx, in[1], d, t->rank - 1), bias = onnx_reshape(cx, in[2], d, t->rank - 1);
     kiln_value y = onnx_op2(cx, "Add", onnx_op2(cx, "Mul", onnx_op2(cx, "Mul", c, inv), scale), bias);
-    return done(cx, out, y);
+    return onnx_done(cx, out, y);
 }
 
 CONV(cv_lpnorm)
@@ -970,12 +1020,12 @@ CONV(cv_lpnorm)
     kiln_value x = in[0];
     int64_t axis = onnx_attr_int(n, "axis", -1), p = onnx_attr_int(n, "p", 2);
     kiln_value norm;
-    if (p == 1) norm = reduce(cx, "ReduceSum", onnx_op1(cx, "Abs", x), &axis, 1, 1);
-    else if (p == 2) norm = onnx_op1(cx, "Sqrt", reduce(cx, "ReduceSum", onnx_op2(cx, "Mul", x, x), &axis, 1, 1));
+    if (p == 1) norm = onnx_reduce(cx, "ReduceSum", onnx_op1(cx, "Abs", x), &axis, 1, 1);
+    else if (p == 2) norm = onnx_op1(cx, "Sqrt", onnx_reduce(cx, "ReduceSum", onnx_op2(cx, "Mul", x, x), &axis, 1, 1));
     else return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "p must be 1 or 2, is %lld", (long long)p);
     /* A zero norm (all zeros) leaves the zeros as they are. */
-    kiln_value w[3] = {onnx_op2(cx, "Equal", norm, scalar_like(cx, x, 0)), scalar_like(cx, x, 1), norm};
-    return done(cx, out, onnx_op2(cx, "Div", x, onnx_op(cx, "Where", w, 3, NULL)));
+    kiln_value w[3] = {onnx_op2(cx, "Equal", norm, onnx_scalar_like(cx, x, 0)), onnx_scalar_like(cx, x, 1), norm};
+    return onnx_done(cx, out, onnx_op2(cx, "Div", x, onnx_op(cx, "Where", w, 3, NULL)));
 }
 
 /* ---- convolution and pooling (1-D lowered to 2-D) ---- */
@@ -1060,13 +1110,13 @@ static void win_attrs(kiln_attrs *a, const win_params *w, bool kernel, bool dil)
 static kiln_value unsq2(onnx_ctx *cx, kiln_value x)
 {
     int64_t ax = 2;
-    return op_ints(cx, "Unsqueeze", x, "axes", &ax, 1);
+    return onnx_op_ints(cx, "Unsqueeze", x, "axes", &ax, 1);
 }
 
 static kiln_value sq2(onnx_ctx *cx, kiln_value x)
 {
     int64_t ax = 2;
-    return op_ints(cx, "Squeeze", x, "axes", &ax, 1);
+    return onnx_op_ints(cx, "Squeeze", x, "axes", &ax, 1);
 }
 
 CONV(cv_conv)
@@ -1107,7 +1157,7 @@ CONV(cv_conv)
         x = unsq2(cx, x);
         wt = unsq2(cx, wt);
     }
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     win_attrs(a, &w, false, true);
     kiln_attrs_int(a, "group", onnx_attr_int(n, "group", 1));
@@ -1115,11 +1165,11 @@ CONV(cv_conv)
         int64_t op2[2] = {0, outpad[0]};
         kiln_attrs_ints(a, "output_padding", w.sp == 1 ? op2 : outpad, 2);
     }
-    kiln_value args[3] = {x, wt, has(in, nin, 2) ? in[2] : kiln_value_invalid()};
-    kiln_value r = onnx_op(cx, tr ? "ConvTranspose2D" : "Conv2D", args, has(in, nin, 2) ? 3 : 2, a);
+    kiln_value args[3] = {x, wt, onnx_has(in, nin, 2) ? in[2] : kiln_value_invalid()};
+    kiln_value r = onnx_op(cx, tr ? "ConvTranspose2D" : "Conv2D", args, onnx_has(in, nin, 2) ? 3 : 2, a);
     kiln_attrs_free(a);
     if (w.sp == 1) r = sq2(cx, r);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
 CONV(cv_pool)
@@ -1135,7 +1185,7 @@ CONV(cv_pool)
     if (max && onnx_attr_int(n, "storage_order", 0))
         return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "storage_order=1 is not supported");
     kiln_value x = w.sp == 1 ? unsq2(cx, in[0]) : in[0];
-    kiln_attrs *a = bag(cx);
+    kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     win_attrs(a, &w, true, max);
     kiln_attrs_int(a, "ceil_mode", onnx_attr_int(n, "ceil_mode", 0));
@@ -1143,7 +1193,7 @@ CONV(cv_pool)
     kiln_value r = onnx_op(cx, max ? "MaxPool2D" : "AveragePool2D", &x, 1, a);
     kiln_attrs_free(a);
     if (w.sp == 1) r = sq2(cx, r);
-    return done(cx, out, r);
+    return onnx_done(cx, out, r);
 }
 
 CONV(cv_global_pool)
@@ -1154,7 +1204,7 @@ CONV(cv_global_pool)
     for (int i = 2; i < t->rank; i++) axes[na++] = i;
     if (na == 0) return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "input rank %d < 3", t->rank);
     bool max = !strcmp(n->op_type, "GlobalMaxPool");
-    return done(cx, out, reduce(cx, max ? "ReduceMax" : "ReduceMean", in[0], axes, na, 1));
+    return onnx_done(cx, out, onnx_reduce(cx, max ? "ReduceMax" : "ReduceMean", in[0], axes, na, 1));
 }
 
 /* ---- Einsum: one or two operands, no ellipsis or repeated letters ---- */
@@ -1194,7 +1244,7 @@ static kiln_value einsum_prep(onnx_ctx *cx, kiln_value x, char *t, const char *k
         else rest[nr++] = t[i];
     }
     rest[nr] = 0;
-    if (na) x = reduce(cx, "ReduceSum", x, axes, na, 0);
+    if (na) x = onnx_reduce(cx, "ReduceSum", x, axes, na, 0);
     strcpy(t, rest);
     return x;
 }
@@ -1208,7 +1258,7 @@ static kiln_value permute(onnx_ctx *cx, kiln_value x, const char *from, const ch
         perm[i] = find_letter(from, to[i]);
         if (perm[i] != i) id = false;
     }
-    return id ? x : op_ints(cx, "Transpose", x, "perm", perm, n);
+    return id ? x : onnx_op_ints(cx, "Transpose", x, "perm", perm, n);
 }
 
 CONV(cv_einsum)
@@ -1236,7 +1286,7 @@ CONV(cv_einsum)
             return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "term %d of '%s' does not match the input's rank", i, eq);
     if (nin == 1) {
         kiln_value x = einsum_prep(cx, in[0], terms[0], outt, "");
-        return done(cx, out, permute(cx, x, terms[0], outt));
+        return onnx_done(cx, out, permute(cx, x, terms[0], outt));
     }
     kiln_value a = einsum_prep(cx, in[0], terms[0], outt, terms[1]);
     kiln_value b = einsum_prep(cx, in[1], terms[1], outt, terms[0]);
@@ -1268,10 +1318,39 @@ CONV(cv_einsum)
     snprintf(po, sizeof po, "%s%s%s", batch, left, right);
     if (strlen(po) > IR_MAX_RANK) return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "rank too large");
     int64_t s3a[3] = {B, L, K}, s3b[3] = {B, K, R};
-    a = reshape(cx, permute(cx, a, terms[0], pa), s3a, 3);
-    b = reshape(cx, permute(cx, b, terms[1], pb), s3b, 3);
-    kiln_value m = reshape(cx, onnx_op2(cx, "MatMul", a, b), od, no);
-    return done(cx, out, permute(cx, m, po, outt));
+    a = onnx_reshape(cx, permute(cx, a, terms[0], pa), s3a, 3);
+    b = onnx_reshape(cx, permute(cx, b, terms[1], pb), s3b, 3);
+    kiln_value m = onnx_reshape(cx, onnx_op2(cx, "MatMul", a, b), od, no);
+    return onnx_done(cx, out, permute(cx, m, po, outt));
+}
+
+/* LpPool: (sum over the window of |x|^p)^(1/p), the sum as an average
+ * pool counting the (zero) pads, times the window size. */
+CONV(cv_lppool)
+{
+    const ir_type *t = onnx_type(cx, in[0]);
+    win_params w;
+    if (window(cx, n, t, NULL, &w, false)) return cx->st->code;
+    if (w.d[0] != 1 || w.d[1] != 1)
+        return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "dilated LpPool is not supported");
+    int64_t p = onnx_attr_int(n, "p", 2);
+    kiln_value x = in[0];
+    kiln_value ap = p == 2   ? onnx_op2(cx, "Mul", x, x)
+                    : p == 1 ? onnx_op1(cx, "Abs", x)
+                             : onnx_op2(cx, "Pow", onnx_op1(cx, "Abs", x), onnx_scalar_like(cx, x, (double)p));
+    if (w.sp == 1) ap = unsq2(cx, ap);
+    kiln_attrs *a = onnx_bag(cx);
+    if (!a) return cx->st->code;
+    win_attrs(a, &w, true, false);
+    kiln_attrs_int(a, "ceil_mode", onnx_attr_int(n, "ceil_mode", 0));
+    kiln_attrs_int(a, "count_include_pad", 1);
+    kiln_value r = onnx_op(cx, "AveragePool2D", &ap, 1, a);
+    kiln_attrs_free(a);
+    if (w.sp == 1) r = sq2(cx, r);
+    r = onnx_op2(cx, "Mul", r, onnx_scalar_like(cx, x, (double)(w.k[0] * (w.sp == 2 ? w.k[1] : 1))));
+    if (p == 2) r = onnx_op1(cx, "Sqrt", r);
+    else if (p != 1) r = onnx_op2(cx, "Pow", r, onnx_scalar_like(cx, x, 1.0 / (double)p));
+    return onnx_done(cx, out, r);
 }
 
 /* ---- the table ---- */
@@ -1295,6 +1374,7 @@ static const onnx_opentry op_table[] = {
     {"Asinh", 9, 99, cv_simple, "Asinh"},
     {"Atan", 7, 99, cv_simple, "Atan"},
     {"Atanh", 9, 99, cv_simple, "Atanh"},
+    {"Attention", 23, 99, onnx_cv_attention, "MatMul, Softmax, Transpose, Reshape, masks (static shapes)"},
     {"AveragePool", 1, 99, cv_pool, "AveragePool2D (1-D, 2-D)"},
     {"BatchNormalization", 1, 99, cv_batchnorm, "BatchNormalization (inference)"},
     {"Cast", 1, 99, cv_cast, "Cast"},
@@ -1309,50 +1389,67 @@ static const onnx_opentry op_table[] = {
     {"ConvTranspose", 1, 99, cv_conv, "ConvTranspose2D (1-D, 2-D)"},
     {"Cos", 7, 99, cv_simple, "Cos"},
     {"Cosh", 9, 99, cv_simple, "Cosh"},
+    {"CumProd", 26, 99, onnx_cv_cum, "CumProd"},
+    {"CumSum", 11, 99, onnx_cv_cum, "CumSum (axis constant)"},
+    {"DepthToSpace", 1, 99, onnx_cv_depth_space, "Reshape, Transpose"},
+    {"DequantizeLinear", 10, 99, onnx_cv_dequantize, "Cast, Sub, Mul"},
     {"Div", 1, 99, cv_simple, "Div"},
     {"Dropout", 1, 99, cv_dropout, "Identity (inference)"},
+    {"DynamicQuantizeLinear", 11, 99, onnx_cv_dynamic_quantize, "ReduceMax, ReduceMin, Round, Clip, Cast"},
     {"Einsum", 12, 99, cv_einsum, "Transpose, Reshape, MatMul, ReduceSum"},
     {"Elu", 1, 99, cv_alpha, "Elu"},
     {"Equal", 1, 99, cv_simple, "Equal"},
     {"Erf", 9, 99, cv_simple, "Erf"},
     {"Exp", 1, 99, cv_simple, "Exp"},
     {"Expand", 8, 99, cv_expand, "Expand (shape constant)"},
+    {"EyeLike", 9, 99, onnx_cv_eyelike, "Constant (static shapes)"},
     {"Flatten", 1, 99, cv_flatten, "Flatten"},
     {"Floor", 1, 99, cv_simple, "Floor"},
     {"Gather", 1, 99, cv_gather, "Gather"},
+    {"GatherElements", 11, 99, onnx_cv_gather_elements, "GatherElements"},
+    {"GatherND", 11, 99, onnx_cv_gathernd, "ReduceSum, Gather (batch_dims 0, 1)"},
     {"Gelu", 20, 99, cv_gelu, "Gelu"},
     {"Gemm", 1, 99, cv_gemm, "Gemm"},
     {"GlobalAveragePool", 1, 99, cv_global_pool, "ReduceMean"},
     {"GlobalMaxPool", 1, 99, cv_global_pool, "ReduceMax"},
     {"Greater", 1, 99, cv_simple, "Greater"},
     {"GreaterOrEqual", 12, 99, cv_simple, "GreaterOrEqual"},
+    {"GroupNormalization", 21, 99, onnx_cv_groupnorm, "ReduceMean, Rsqrt, arithmetic"},
     {"HardSigmoid", 1, 99, cv_hardsigmoid, "Mul, Add, Clip"},
     {"HardSwish", 14, 99, cv_hardswish, "Mul, Add, Clip"},
+    {"Hardmax", 1, 99, onnx_cv_hardmax, "ArgMax, OneHot"},
     {"Identity", 1, 99, cv_simple, "Identity"},
     {"InstanceNormalization", 1, 99, cv_instancenorm, "ReduceMean, Rsqrt, arithmetic"},
     {"IsInf", 10, 99, cv_isinf, "IsInf"},
     {"IsNaN", 9, 99, cv_simple, "IsNaN"},
-    {"LayerNormalization", 17, 99, cv_layernorm, "LayerNormalization"},
+    {"LRN", 1, 99, onnx_cv_lrn, "AveragePool2D, Pow, arithmetic"},
+    {"LayerNormalization", 17, 99, cv_layernorm, "LayerNormalization (Mean, InvStdDev: ReduceMean, Rsqrt)"},
     {"LeakyRelu", 1, 99, cv_alpha, "LeakyRelu"},
     {"Less", 1, 99, cv_simple, "Less"},
     {"LessOrEqual", 12, 99, cv_simple, "LessOrEqual"},
     {"Log", 1, 99, cv_simple, "Log"},
     {"LogSoftmax", 1, 99, cv_softmax, "LogSoftmax"},
     {"LpNormalization", 1, 99, cv_lpnorm, "ReduceSum, Sqrt, Div"},
+    {"LpPool", 1, 99, cv_lppool, "AveragePool2D, Pow (1-D, 2-D)"},
     {"MatMul", 1, 99, cv_simple, "MatMul"},
     {"Max", 1, 99, cv_variadic, "Maximum"},
     {"MaxPool", 1, 99, cv_pool, "MaxPool2D (1-D, 2-D)"},
     {"Mean", 1, 99, cv_variadic, "Add, Div"},
+    {"MeanVarianceNormalization", 9, 99, onnx_cv_mvn, "ReduceMean, Sqrt, arithmetic"},
     {"Min", 1, 99, cv_variadic, "Minimum"},
     {"Mish", 18, 99, cv_mish, "Softplus, Tanh, Mul"},
     {"Mod", 10, 99, cv_mod, "Mod"},
     {"Mul", 1, 99, cv_simple, "Mul"},
     {"Neg", 1, 99, cv_simple, "Neg"},
+    {"NegativeLogLikelihoodLoss", 12, 99, onnx_cv_nllloss, "GatherElements, Gather, Where, arithmetic, ReduceSum"},
     {"Not", 1, 99, cv_simple, "Not"},
+    {"OneHot", 9, 99, onnx_cv_onehot, "OneHot (depth constant)"},
     {"Or", 1, 99, cv_simple, "Or"},
     {"PRelu", 1, 99, cv_prelu, "Less, Mul, Where"},
     {"Pad", 1, 99, cv_pad, "Pad (pads constant)"},
     {"Pow", 1, 99, cv_pow, "Pow"},
+    {"QuantizeLinear", 10, 99, onnx_cv_quantize, "Div, Round, Add, Clip, Cast (8-bit)"},
+    {"RMSNormalization", 23, 99, cv_rmsnorm, "ReduceMean, Rsqrt, Mul"},
     {"Range", 11, 99, cv_range, "Constant (folded)"},
     {"Reciprocal", 1, 99, cv_simple, "Reciprocal"},
     {"ReduceL1", 1, 99, cv_reduce, "Abs, ReduceSum"},
@@ -1367,7 +1464,12 @@ static const onnx_opentry op_table[] = {
     {"ReduceSumSquare", 1, 99, cv_reduce, "Mul, ReduceSum"},
     {"Relu", 1, 99, cv_simple, "Relu"},
     {"Reshape", 1, 99, cv_reshape, "Reshape (shape constant)"},
+    {"Resize", 11, 99, onnx_cv_resize, "Gather, Mul, Add per axis (scales/sizes constant; no antialias)"},
+    {"RotaryEmbedding", 23, 99, onnx_cv_rotary, "Gather, Slice, arithmetic, Concat"},
     {"Round", 11, 99, cv_simple, "Round"},
+    {"Scatter", 9, 10, onnx_cv_scatter, "ScatterElements"},
+    {"ScatterElements", 11, 99, onnx_cv_scatter, "ScatterElements"},
+    {"ScatterND", 11, 99, onnx_cv_scatter, "ScatterND"},
     {"Selu", 1, 99, cv_selu, "Elu, Mul"},
     {"Shape", 1, 99, cv_shape, "Constant (static shapes)"},
     {"Shrink", 9, 99, cv_shrink, "Where, comparisons"},
@@ -1378,18 +1480,24 @@ static const onnx_opentry op_table[] = {
     {"Size", 1, 99, cv_size, "Constant (static shapes)"},
     {"Slice", 1, 99, cv_slice, "Slice (starts/ends/axes/steps constant)"},
     {"Softmax", 1, 99, cv_softmax, "Softmax"},
+    {"SoftmaxCrossEntropyLoss", 12, 99, onnx_cv_sce_loss, "LogSoftmax, GatherElements, Gather, Where, arithmetic, ReduceSum"},
     {"Softplus", 1, 99, cv_simple, "Softplus"},
     {"Softsign", 1, 99, cv_softsign, "Abs, Add, Div"},
+    {"SpaceToDepth", 1, 99, onnx_cv_depth_space, "Reshape, Transpose"},
     {"Split", 1, 99, cv_split, "Split (split constant)"},
     {"Sqrt", 1, 99, cv_simple, "Sqrt"},
     {"Squeeze", 1, 99, cv_squeeze, "Squeeze (axes constant)"},
     {"Sub", 1, 99, cv_simple, "Sub"},
     {"Sum", 1, 99, cv_variadic, "Add"},
+    {"SwiGLU", 28, 99, onnx_cv_swiglu, "Sigmoid, Mul"},
+    {"Swish", 24, 99, onnx_cv_swish, "Sigmoid, Mul"},
     {"Tan", 7, 99, cv_simple, "Tan"},
     {"Tanh", 1, 99, cv_simple, "Tanh"},
     {"ThresholdedRelu", 10, 99, cv_thresholded_relu, "Greater, Where"},
     {"Tile", 6, 99, cv_tile, "Tile (repeats constant)"},
+    {"TopK", 1, 99, onnx_cv_topk, "TopK (k constant)"},
     {"Transpose", 1, 99, cv_transpose, "Transpose"},
+    {"Trilu", 14, 99, onnx_cv_trilu, "Where (constant mask)"},
     {"Unsqueeze", 1, 99, cv_unsqueeze, "Unsqueeze (axes constant)"},
     {"Where", 9, 99, cv_simple, "Where"},
     {"Xor", 1, 99, cv_simple, "Xor"},
@@ -1397,20 +1505,7 @@ static const onnx_opentry op_table[] = {
 
 /* Known ONNX ops kiln cannot import yet, with the reason. */
 static const char *const unsupported[][2] = {
-    {"TopK", "kiln has no TopK op yet"},
-    {"CumSum", "kiln has no CumSum op yet"},
-    {"CumProd", "kiln has no CumProd op yet"},
-    {"OneHot", "kiln has no OneHot op yet"},
-    {"ScatterND", "kiln has no scatter ops yet"},
-    {"ScatterElements", "kiln has no scatter ops yet"},
-    {"Scatter", "kiln has no scatter ops yet"},
-    {"GatherElements", "kiln has no GatherElements op yet"},
-    {"GatherND", "kiln has no GatherND op yet"},
-    {"Resize", "kiln has no Resize op yet"},
-    {"Upsample", "kiln has no Resize op yet"},
-    {"QuantizeLinear", "quantization is not supported yet"},
-    {"DequantizeLinear", "quantization is not supported yet"},
-    {"DynamicQuantizeLinear", "quantization is not supported yet"},
+    {"Upsample", "deprecated Resize form (opsets 7-9), not supported"},
     {"MatMulInteger", "quantization is not supported yet"},
     {"ConvInteger", "quantization is not supported yet"},
     {"QLinearMatMul", "quantization is not supported yet"},
@@ -1484,7 +1579,8 @@ void onnx_op_table(ir_buf *b)
     ir_buf_puts(b, "| ONNX op | opsets | kiln ops |\n|---|---|---|\n");
     for (size_t i = 0; i < sizeof op_table / sizeof op_table[0]; i++)
         ir_buf_printf(b, "| %s | %d-%d | %s |\n", op_table[i].name, op_table[i].since,
-                      ONNX_MAX_OPSET, op_table[i].kiln);
+                      op_table[i].until < ONNX_MAX_OPSET ? op_table[i].until : ONNX_MAX_OPSET,
+                      op_table[i].kiln);
     ir_buf_puts(b, "\nNot supported yet:\n\n| ONNX op | why |\n|---|---|\n");
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++)
         ir_buf_printf(b, "| %s | %s |\n", unsupported[i][0], unsupported[i][1]);

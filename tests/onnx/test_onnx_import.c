@@ -543,6 +543,93 @@ static void test_huge_node_count(void **state)
     import_fails(tmp_path("huge.onnx"), NULL, KILN_ERR_INVALID_ARGUMENT, "1000001 nodes", "limit", NULL);
 }
 
+/* Ops whose attribute-like inputs are initializers: TopK's k, CumSum's
+ * axis, Resize's scales (nearest, half_pixel, round_prefer_floor) and
+ * sizes (linear, align_corners); the same inputs fed at run time are
+ * refused with a message naming the input. */
+static const int64_t d1[1] = {1}, d4[1] = {4}, d1122[4] = {1, 1, 2, 2};
+static const int64_t k_one[1] = {1}, axis_three[1] = {3}, sizes33[4] = {1, 1, 3, 3};
+static const float x1234[4] = {1, 2, 3, 4}, scales2x[4] = {1, 1, 2, 2};
+
+static Onnx__TensorProto *itensor(const char *name, int rank, const int64_t *dims, const int64_t *data,
+                                  size_t n)
+{
+    Onnx__TensorProto *t = ftensor(name, rank, dims, NULL, 0);
+    t->data_type = 7;
+    t->raw_data.len = n * sizeof(int64_t);
+    t->raw_data.data = (uint8_t *)data;
+    return t;
+}
+
+static void node_attr_string(Onnx__NodeProto *n, const char *name, const char *v)
+{
+    Onnx__AttributeProto *a = keep(malloc(sizeof *a));
+    onnx__attribute_proto__init(a);
+    a->name = (char *)name;
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+    a->has_s = 1;
+    a->s.len = strlen(v);
+    a->s.data = (uint8_t *)v;
+    Onnx__AttributeProto **arr = keep(calloc(n->n_attribute + 1, sizeof *arr));
+    for (size_t i = 0; i < n->n_attribute; i++) arr[i] = n->attribute[i];
+    arr[n->n_attribute++] = a;
+    n->attribute = arr;
+}
+
+static void test_constant_attribute_inputs(void **state)
+{
+    (void)state;
+    model md;
+    model_init(&md, 19);
+    add_input(&md, vinfo("x", 1, 4, d1122));
+    add_init(&md, itensor("k", 1, d1, k_one, 1));
+    add_init(&md, itensor("axis", 1, d1, axis_three, 1));
+    add_init(&md, ftensor("scales", 1, d4, scales2x, 4));
+    add_init(&md, itensor("sizes", 1, d4, sizes33, 4));
+    add_node(&md, node("TopK", "topk", 2, (const char *[]){"x", "k"}, 2,
+                       (const char *[]){"values", "indices"}));
+    add_node(&md, node("CumSum", "cum", 2, (const char *[]){"x", "axis"}, 1, (const char *[]){"cs"}));
+    add_node(&md, node("Resize", "up", 3, (const char *[]){"x", "", "scales"}, 1, (const char *[]){"up"}));
+    Onnx__NodeProto *lin = node("Resize", "lin", 4, (const char *[]){"x", "", "", "sizes"}, 1,
+                                (const char *[]){"lin"});
+    node_attr_string(lin, "mode", "linear");
+    node_attr_string(lin, "coordinate_transformation_mode", "align_corners");
+    add_node(&md, lin);
+    const char *names[5] = {"values", "indices", "cs", "up", "lin"};
+    for (int i = 0; i < 5; i++) add_output(&md, vinfo(names[i], i == 1 ? 7 : 1, 0, NULL));
+    kiln_graph *g = import_ok(save_model(&md, "m.onnx"), NULL);
+    kiln_value ins[1], outs[5];
+    assert_int_equal(kiln_graph_inputs(g, ins, 1), 1);
+    assert_int_equal(kiln_graph_outputs(g, outs, 5), 5);
+    kiln_tensor *x = tu_f32(4, d1122, x1234);
+    static const double want_values[2] = {2, 4}, want_cs[4] = {1, 3, 3, 7};
+    static const double want_up[16] = {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4};
+    static const double want_lin[9] = {1, 1.5, 2, 2, 2.5, 3, 3, 3.5, 4};
+    const double *want[5] = {want_values, NULL, want_cs, want_up, want_lin};
+    const size_t count[5] = {2, 2, 4, 16, 9};
+    kiln_tensor *r[5] = {0};
+    tu_diff(g, 5, outs, 1, ins, &x, 1e-6, 1e-6);
+    for (int i = 0; i < 5; i++) {
+        r[i] = tu_run(g, outs[i], 1, ins, &x);
+        if (want[i]) tu_assert_close(r[i], want[i], count[i], 1e-6, 1e-6);
+        else tu_assert_ints(r[i], (const int64_t[]){1, 1}, 2);
+        kiln_tensor_free(r[i]);
+    }
+    kiln_tensor_free(x);
+    kiln_graph_free(g);
+
+    /* k fed at run time */
+    model_init(&md, 19);
+    add_input(&md, vinfo("x", 1, 4, d1122));
+    add_input(&md, vinfo("k", 7, 1, d1));
+    add_node(&md, node("TopK", "topk", 2, (const char *[]){"x", "k"}, 2,
+                       (const char *[]){"values", "indices"}));
+    add_output(&md, vinfo("values", 1, 0, NULL));
+    import_fails(save_model(&md, "k.onnx"), NULL, KILN_ERR_UNIMPLEMENTED, "TopK", "input 1 (k",
+                 "must be a constant", (const char *)NULL);
+}
+
 static void test_alloc_failure_sweep(void **state)
 {
     (void)state;
@@ -584,6 +671,7 @@ int main(void)
         T(test_external_data),          T(test_bad_tensors),
         T(test_graph_structure_errors), T(test_malformed_bytes),
         T(test_huge_node_count),        T(test_alloc_failure_sweep),
+        T(test_constant_attribute_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
