@@ -694,6 +694,170 @@ KILN_API int kiln_session_restore_variables(kiln_session *s, const char *path,
  * changed. */
 KILN_API kiln_graph *kiln_graph_freeze(const kiln_graph *g, kiln_session *s, kiln_status *status);
 
+/* ------------------------------------------------------------------------ */
+/* Training-mode layers: batch normalization, dropout, grouping targets      */
+/* (frontend/train_layers.c; docs/training.md, "Batch normalization and      */
+/*  dropout in training")                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* A value that depends on every values[i] (each of non-zero size): an f32[n]
+ * vector holding the first element of each, cast to f32. Run it as a target
+ * to run all of them at once, e.g. the train op of kiln_minimize together
+ * with the running-statistics update of kiln_batch_norm. Errors are graph
+ * errors (an invalid or empty value, n < 1). */
+KILN_API kiln_value kiln_group(kiln_graph *g, const kiln_value *values, int n);
+
+typedef struct {
+    int axis;        /* the channel axis; default 1 ([N, C] and NCHW); < 0 counts from the end */
+    double momentum; /* running = momentum * running + (1 - momentum) * batch: the ONNX and
+                        Keras convention, default 0.9 (PyTorch's momentum m is 1 - m here) */
+    double epsilon;  /* added to the variance; default 1e-5 */
+} kiln_batch_norm_options;
+
+/* Fills the defaults: axis 1, momentum 0.9, epsilon 1e-5. */
+KILN_API void kiln_batch_norm_options_init(kiln_batch_norm_options *o);
+
+/* Batch normalization over every axis of x but the channel axis (C
+ * channels): y = scale * (x - mean) / sqrt(var + epsilon) + bias. scale,
+ * bias, running_mean and running_var are [C] values of x's float dtype;
+ * opts may be NULL for the defaults.
+ *
+ * training != 0: mean and var are the batch's (biased variance), computed
+ * from ordinary ops (ReduceMean, Sub, Mul, Rsqrt), so gradients flow to x,
+ * scale and bias through them. x's shape must be static and hold more than
+ * one value per channel. When update_out is not NULL, running_mean and
+ * running_var must be Variables; *update_out receives a value that, run as
+ * a target (alone or through kiln_group with the train op), assigns
+ *   running_mean = momentum * running_mean + (1 - momentum) * mean
+ *   running_var  = momentum * running_var  + (1 - momentum) * var * n/(n-1)
+ * (n values per channel: the unbiased variance, as PyTorch keeps it).
+ *
+ * training == 0: mean and var are running_mean and running_var (the
+ * BatchNormalization op for axis 1, which batch-norm folding knows);
+ * *update_out, if given, is set to an invalid value.
+ *
+ * Build both from the same variables to train with one and evaluate (and
+ * freeze) the other. Errors are graph errors naming the builder and the
+ * types; an invalid value is returned. */
+KILN_API kiln_value kiln_batch_norm(kiln_graph *g, kiln_value x, kiln_value scale, kiln_value bias,
+                                    kiln_value running_mean, kiln_value running_var,
+                                    const kiln_batch_norm_options *opts, int training,
+                                    kiln_value *update_out);
+
+/* Inverted dropout. training != 0: each element of x is kept with
+ * probability 1 - rate and scaled by 1 / (1 - rate), or set to 0; the mask
+ * comes from a RandomUniform node with the given seed, so it is new on
+ * every run of a session and the same sequence of masks comes again in a
+ * new session on the same graph (reference and compiled backends alike).
+ * x must have a float dtype and a static shape; rate must be in [0, 1).
+ * training == 0 (or rate 0): the identity (an Identity node). Errors are
+ * graph errors; an invalid value is returned. */
+KILN_API kiln_value kiln_dropout(kiln_graph *g, kiln_value x, double rate, uint64_t seed,
+                                 int training);
+
+/* ------------------------------------------------------------------------ */
+/* Datasets: loading, splitting, standardizing, shuffling, batching          */
+/* (frontend/dataset.c; docs/training.md, "Data")                            */
+/* ------------------------------------------------------------------------ */
+
+/* An in-memory dataset of n >= 1 examples: features, an f32 tensor
+ * [n, ...] (one slice of the leading axis per example), and optional
+ * targets [n, ...], f32 (regression) or i64 (class labels). The caller
+ * frees it with kiln_dataset_free. Plain data: one thread at a time. */
+typedef struct kiln_dataset kiln_dataset;
+
+/* How to read a CSV file. Columns are counted from 0 here; a negative
+ * column counts from the end (-1 is the last). */
+typedef struct {
+    char delimiter;   /* default ',' */
+    int skip_lines;   /* lines skipped at the top, before the header (default 0) */
+    int header;       /* nonzero: the next line holds column names and is skipped (default 0) */
+    /* The feature columns, in this order; NULL (default): every column but
+     * the target. */
+    const int *feature_columns;
+    int nfeature_columns;
+    int target_column;       /* default -1, the last column */
+    int no_target;           /* nonzero: no targets (default 0) */
+    kiln_dtype target_dtype; /* KILN_F32 (default), or KILN_I64 for class labels: the
+                                cells must then hold integers ("3" or "3.0") */
+} kiln_csv_options;
+
+/* Fills the defaults. */
+KILN_API void kiln_csv_options_init(kiln_csv_options *o);
+
+/* Reads a CSV file of numbers (gzip-compressed or not: a gzip file is
+ * recognized by its magic and decompressed through zlib) into a new
+ * dataset: features f32 [rows, nfeatures], targets [rows] of
+ * o->target_dtype. opts may be NULL for the defaults. Cells are numbers as
+ * strtod reads them, finite, with blanks around them allowed; lines that
+ * are empty or blank are skipped; every data line must have as many cells
+ * as the first one (only the chosen columns are parsed, the others may
+ * hold anything). Errors (NULL returned, status set) name the file, the
+ * line and the column, both counted from 1 as editors do:
+ *   'data.csv', line 7, column 3: 'abc' is not a number
+ *   'data.csv', line 9: 13 columns, but line 3 (the first data line) has 14 */
+KILN_API kiln_dataset *kiln_dataset_read_csv(const char *path, const kiln_csv_options *opts,
+                                             kiln_status *status);
+
+/* Reads features and (y_path not NULL) targets from NumPy .npy files
+ * (kiln_tensor_read_npy): x is [n, ...] of any numeric dtype, converted to
+ * f32 (a rank-1 x is taken as [n, 1]); y is [n, ...], converted to i64
+ * when integer or bool and to f32 when floating point. */
+KILN_API kiln_dataset *kiln_dataset_read_npy(const char *x_path, const char *y_path,
+                                             kiln_status *status);
+/* The same from tensors in memory (copied; y may be NULL). */
+KILN_API kiln_dataset *kiln_dataset_from_tensors(const kiln_tensor *x, const kiln_tensor *y,
+                                                 kiln_status *status);
+KILN_API void kiln_dataset_free(kiln_dataset *d);
+
+/* The number of examples (0 for NULL). */
+KILN_API int64_t kiln_dataset_count(const kiln_dataset *d);
+/* The whole features and targets tensors (the targets NULL when there are
+ * none), in the dataset's current order; owned by the dataset, valid until
+ * it is changed or freed. */
+KILN_API const kiln_tensor *kiln_dataset_features(const kiln_dataset *d);
+KILN_API const kiln_tensor *kiln_dataset_targets(const kiln_dataset *d);
+
+/* Splits d into two new datasets (the caller frees both): the examples are
+ * put in the order kiln_dataset_shuffle(seed) would give, the first
+ * ceil(test_fraction * n) go to *test and the others to *train. test_fraction
+ * must be in (0, 1) and leave both parts at least one example. d is not
+ * changed. Returns KILN_OK or an error code (both outputs NULL). */
+KILN_API int kiln_dataset_split(const kiln_dataset *d, double test_fraction, uint64_t seed,
+                                kiln_dataset **train, kiln_dataset **test,
+                                kiln_status *status);
+
+/* Standardizes the features: for every feature element, the mean and the
+ * (population) standard deviation over train, in f64; a constant feature
+ * gets scale 1. Then x = (x - mean) / scale in train and, when not NULL,
+ * in test (fitted on train only, as a held-out set must be). When mean or
+ * scale is not NULL it receives a new f32 tensor of one example's shape
+ * (the caller frees it), to apply the same transform to new data. The
+ * datasets must have the same example shape. On error nothing changes. */
+KILN_API int kiln_dataset_standardize(kiln_dataset *train, kiln_dataset *test, kiln_tensor **mean,
+                                      kiln_tensor **scale, kiln_status *status);
+
+/* Reorders the examples in place (features and targets together) by a
+ * Fisher-Yates shuffle driven by splitmix64 from seed, with unbiased
+ * (rejection-sampled) indices: the same dataset and seed give the same
+ * order on every machine. Shuffle with a different seed each epoch (seed +
+ * epoch, say). Allocates nothing. */
+KILN_API int kiln_dataset_shuffle(kiln_dataset *d, uint64_t seed, kiln_status *status);
+
+/* Mini-batches. Batch i holds examples [i * batch_size, (i + 1) * batch_size)
+ * in the current order; the last batch is partial when batch_size does not
+ * divide n, and drop_last nonzero leaves it out (so that every batch has
+ * the static shape of a training graph's placeholders). batch_count gives
+ * the number of batches of one epoch (0 for a bad argument). batch writes
+ * new tensors (the caller frees them) to *x, [m, ...] f32, and, when y is
+ * not NULL, to *y (NULL when the dataset has no targets); on error both
+ * are NULL and the status names the index and the count. */
+KILN_API int64_t kiln_dataset_batch_count(const kiln_dataset *d, int64_t batch_size,
+                                          int drop_last);
+KILN_API int kiln_dataset_batch(const kiln_dataset *d, int64_t index, int64_t batch_size,
+                                int drop_last, kiln_tensor **x, kiln_tensor **y,
+                                kiln_status *status);
+
 #ifdef __cplusplus
 }
 #endif
