@@ -479,6 +479,14 @@ static const kiln_input_shape *find_override(const kiln_import_options *o, const
     return NULL;
 }
 
+static const kiln_tensor *find_bound(const kiln_import_options *o, const char *name)
+{
+    for (int i = 0; o && i < o->nconstant_inputs; i++)
+        if (o->constant_input_names[i] && strcmp(o->constant_input_names[i], name) == 0)
+            return o->constant_input_values[i];
+    return NULL;
+}
+
 static int add_input(onnx_ctx *cx, const Onnx__ValueInfoProto *vi, const kiln_import_options *o)
 {
     const Onnx__TypeProto *tp = vi->type;
@@ -549,7 +557,21 @@ static int add_input(onnx_ctx *cx, const Onnx__ValueInfoProto *vi, const kiln_im
                                   vi->name);
             p *= dims[i];
         }
-    kiln_value v = kiln_placeholder(cx->g, vi->name, dt, rank, dims);
+    const kiln_tensor *bound = find_bound(o, vi->name);
+    if (bound) {
+        char want[IR_TYPE_STR_MAX], got[IR_TYPE_STR_MAX];
+        ir_type dt_want = {.dtype = dt, .rank = rank};
+        memcpy(dt_want.dims, dims, sizeof(int64_t) * (size_t)rank);
+        ir_type dt_got = {.dtype = bound->dtype, .rank = bound->rank};
+        memcpy(dt_got.dims, bound->dims, sizeof(int64_t) * (size_t)bound->rank);
+        bool fits = bound->dtype == dt && bound->rank == rank;
+        for (int i = 0; fits && i < rank; i++) fits = dims[i] < 0 || dims[i] == bound->dims[i];
+        if (!fits)
+            return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT,
+                              "constant input '%s' is %s; the model's input is %s", vi->name,
+                              ir_type_str(&dt_got, got, sizeof got), ir_type_str(&dt_want, want, sizeof want));
+    }
+    kiln_value v = bound ? kiln_constant(cx->g, vi->name, bound) : kiln_placeholder(cx->g, vi->name, dt, rank, dims);
     if (!kiln_value_ok(v)) return graph_failed(cx), cx->st->code;
     if (!claim(cx, v.node)) return onnx_error(cx, KILN_ERR_OUT_OF_MEMORY, "out of memory");
     return bind(cx, vi->name, v);
@@ -692,6 +714,21 @@ static int build(onnx_ctx *cx, const Onnx__ModelProto *m, const char *dir,
         if (!found) {
             rc = onnx_error(cx, KILN_ERR_NOT_FOUND,
                             "input shape override for '%s': the model has no such graph input",
+                            nm ? nm : "(null)");
+            goto done;
+        }
+    }
+    for (int i = 0; o && i < o->nconstant_inputs; i++) {
+        const char *nm = o->constant_input_names ? o->constant_input_names[i] : NULL;
+        bool found = false;
+        for (size_t k = 0; nm && k < gp->n_input && !found; k++)
+            found = strcmp(gp->input[k]->name, nm) == 0;
+        for (size_t k = 0; nm && k < gp->n_initializer && found; k++)
+            if (strcmp(gp->initializer[k]->name, nm) == 0) found = false;
+        if (!found || !o->constant_input_values || !o->constant_input_values[i]) {
+            rc = onnx_error(cx, found ? KILN_ERR_INVALID_ARGUMENT : KILN_ERR_NOT_FOUND,
+                            found ? "constant input '%s' has no value"
+                                  : "constant input '%s': the model has no such graph input",
                             nm ? nm : "(null)");
             goto done;
         }

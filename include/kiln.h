@@ -482,6 +482,16 @@ typedef struct {
     /* Nonzero: initializers become variables (trainable, for fine-tuning)
      * instead of constants; they are then not constant-folded. */
     int initializers_as_variables;
+    /* Graph inputs bound to fixed values: each named input becomes a
+     * constant holding a copy of its tensor instead of a placeholder, so
+     * what is computed from it folds at import. For inputs kiln needs
+     * constant that a model leaves as graph inputs (a Reshape's shape,
+     * reduction axes, TopK's k, Resize's scales). The tensor's dtype must be
+     * the input's, and its shape must fit the declared one; a name that is
+     * not a graph input is an error. */
+    const char *const *constant_input_names;
+    const kiln_tensor *const *constant_input_values;
+    int nconstant_inputs;
 } kiln_import_options;
 
 /* Fills the defaults: no shape overrides, initializers as constants. */

@@ -663,6 +663,53 @@ static void test_alloc_failure_sweep(void **state)
     }
 }
 
+/* Reshape(x, shape) with shape a graph input: kiln needs it constant, so
+ * the plain import fails naming it; bound with constant_inputs it imports,
+ * x stays a placeholder, and the result is x in the new shape. A value of
+ * the wrong dtype or shape, or a name the model lacks, is an error. */
+static void test_constant_inputs(void **state)
+{
+    (void)state;
+    model md;
+    model_init(&md, 17);
+    static const int64_t d2[1] = {2}, d32[2] = {3, 2};
+    add_input(&md, vinfo("x", 1, 2, d23));
+    add_input(&md, vinfo("shape", 7, 1, d2));
+    add_node(&md, node("Reshape", "reshape0", 2, (const char *[]){"x", "shape"}, 1, (const char *[]){"y"}));
+    add_output(&md, vinfo("y", 1, 2, d32));
+    const char *path = save_model(&md, "reshape.onnx");
+    import_fails(path, NULL, KILN_ERR_UNIMPLEMENTED, "reshape0", "must be a constant", NULL);
+
+    kiln_tensor *shape = kiln_tensor_from_data(KILN_I64, 1, d2, (int64_t[]){3, 2});
+    const char *names[1] = {"shape"};
+    const kiln_tensor *vals[1] = {shape};
+    kiln_import_options o;
+    kiln_import_options_init(&o);
+    o.constant_input_names = names;
+    o.constant_input_values = vals;
+    o.nconstant_inputs = 1;
+    kiln_graph *g = import_ok(path, &o);
+    kiln_value ins[4];
+    assert_int_equal(kiln_graph_inputs(g, ins, 4), 1);
+    assert_string_equal(kiln_value_node_name(g, ins[0]), "x");
+    kiln_tensor *x = tu_f32(2, d23, (float[]){1, 2, 3, 4, 5, 6});
+    kiln_tensor *y = tu_run(g, kiln_graph_find(g, "y"), 1, ins, &x);
+    tu_assert_shape(y, KILN_F32, 2, d32);
+    tu_assert_close(y, (double[]){1, 2, 3, 4, 5, 6}, 6, 0, 0);
+    kiln_tensor_free(y);
+    kiln_tensor_free(x);
+    kiln_graph_free(g);
+
+    kiln_tensor *bad = kiln_tensor_from_data(KILN_I32, 1, d2, (int32_t[]){3, 2});
+    vals[0] = bad;
+    import_fails(path, &o, KILN_ERR_INVALID_ARGUMENT, "constant input 'shape'", "i32[2]", "i64[2]", NULL);
+    kiln_tensor_free(bad);
+    names[0] = "ghost";
+    vals[0] = shape;
+    import_fails(path, &o, KILN_ERR_NOT_FOUND, "'ghost'", "no such graph input", NULL);
+    kiln_tensor_free(shape);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -671,7 +718,7 @@ int main(void)
         T(test_external_data),          T(test_bad_tensors),
         T(test_graph_structure_errors), T(test_malformed_bytes),
         T(test_huge_node_count),        T(test_alloc_failure_sweep),
-        T(test_constant_attribute_inputs),
+        T(test_constant_attribute_inputs), T(test_constant_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
