@@ -140,7 +140,12 @@ static void test_csv_gzip(void **state)
 
     /* A gzip stream cut short is an I/O error naming the file. */
     char text[4096];
-    for (int i = 0; i < 200; i++) snprintf(text + i * 20, 21, "%6d,%6d,%5d\n", i, 2 * i, i % 10);
+    for (int i = 0; i < 200; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "%6d,%6d,%5d\n", i, 2 * i, i % 10); /* 20 characters */
+        memcpy(text + i * 20, line, 20);
+    }
+    text[200 * 20] = 0;
     p = write_file("t.csv.gz", text, 1);
     FILE *f = fopen(p, "rb");
     unsigned char buf[8192];
