@@ -100,6 +100,8 @@ $(BUILD)/obj/frontend/kiln_format.o $(BUILD)/obj/tests/frontend/test_kiln_format
 $(BUILD)/obj/frontend/onnx.o $(BUILD)/obj/frontend/onnx_ops.o $(BUILD)/obj/frontend/onnx_compose.o \
   $(BUILD)/obj/frontend/onnx_tensor.o: $(ONNX_PROTO_H) frontend/onnx_internal.h
 $(BUILD)/obj/tests/onnx/%.o: $(ONNX_PROTO_H)
+# The PTX tests reuse the random-graph generator.
+$(BUILD)/obj/tests/gpu/test_ptx.o: tests/codegen/test_random_graphs.c
 
 $(BUILD)/obj/codegen/%.o: codegen/%.c $(wildcard include/*.h ir/*.h codegen/*.h) ir/ops/ops.def
 	@mkdir -p $(dir $@)

@@ -78,6 +78,11 @@ typedef struct cg_ctx {
     kiln_status *status;
 } cg_ctx;
 
+/* A new LLVM context, module and builder with the types filled in, and
+ * their disposal (emit.c; gpu_emit.c uses them too). */
+void cg_ctx_init(cg_ctx *c, kiln_status *status);
+void cg_ctx_dispose(cg_ctx *c);
+
 typedef struct {
     LLVMValueRef ptr;
     const ir_type *type;
@@ -132,6 +137,13 @@ LLVMValueRef cg_emit_epilogue(cg_ctx *c, cg_kernel *k, int head);
  * them) at elements [offset, offset + count) of their result, into dst.
  * Returns the function, or NULL when the group has no such members. */
 LLVMValueRef cg_emit_prologue(cg_ctx *c, cg_kernel *k);
+/* The value of an elementwise kernel's expression (or with prologue, of a
+ * reduction group's prologue) at flat element idx of its result, the
+ * leaves loaded from k->in (lower_elementwise.c; used by gpu_emit.c).
+ * NULL when some member has no elementwise lowering. */
+LLVMValueRef cg_emit_expr_at(cg_ctx *c, const cg_kernel *k, bool prologue, LLVMValueRef idx);
+/* Kernel kidx of a plan as a group: its members and leaves (emit.c). */
+int cg_kernel_group(const cg_spec *s, const cg_plan *p, int kidx, cg_group *gr);
 /* A reduction with a fused elementwise prologue (lower_reduce.c). */
 int cg_lower_reduce_group(cg_ctx *c, cg_kernel *k);
 

@@ -262,7 +262,7 @@ static LLVMValueRef value_ptr(cg_ctx *c, const cg_plan *p, LLVMValueRef *consts,
 
 /* The operands of kernel kidx: for a fused kernel its group's leaves, for a
  * single node its inputs; then the root's outputs. */
-static int kernel_group(const cg_spec *s, const cg_plan *p, int kidx, cg_group *gr)
+int cg_kernel_group(const cg_spec *s, const cg_plan *p, int kidx, cg_group *gr)
 {
     const kiln_graph *g = s->g;
     int root = p->kernels[kidx];
@@ -389,7 +389,7 @@ static int emit_module(cg_ctx *c, const cg_spec *s, const cg_plan *p, const char
         goto done;
     }
     for (int k = 0; k < p->nkernels; k++) {
-        if (kernel_group(s, p, k, &groups[k])) {
+        if (cg_kernel_group(s, p, k, &groups[k])) {
             const ir_node *n = &g->nodes[p->kernels[k]];
             rc = ir_set_status(c->status, KILN_ERR_UNIMPLEMENTED, "%s '%s': too many operands or fused nodes",
                                ir_op_def(n->op)->name, n->name);
@@ -497,7 +497,7 @@ done:
     return rc;
 }
 
-static void ctx_init(cg_ctx *c, kiln_status *status)
+void cg_ctx_init(cg_ctx *c, kiln_status *status)
 {
     memset(c, 0, sizeof *c);
     c->ctx = LLVMContextCreate();
@@ -516,7 +516,7 @@ static void ctx_init(cg_ctx *c, kiln_status *status)
     c->status = status;
 }
 
-static void ctx_dispose(cg_ctx *c)
+void cg_ctx_dispose(cg_ctx *c)
 {
     if (c->b) LLVMDisposeBuilder(c->b);
     if (c->mod) LLVMDisposeModule(c->mod);
@@ -533,7 +533,7 @@ static int build_module(cg_ctx *c, const kiln_graph *g, const cg_signature *sig,
     if ((rc = cg_specialize(g, sig, spec, status))) return rc;
     if ((rc = cg_optimize(spec, o, status))) return rc;
     if ((rc = cg_plan_memory(spec, plan, status))) return rc;
-    ctx_init(c, status);
+    cg_ctx_init(c, status);
     *tm = make_target_machine(o, status);
     if (!*tm) return status ? status->code : KILN_ERR_INTERNAL;
     char *triple = LLVMGetTargetMachineTriple(*tm);
@@ -644,7 +644,7 @@ oom_obj:
     ir_set_status(status, KILN_ERR_OUT_OF_MEMORY, "compile: out of memory");
 done:
     if (tm) LLVMDisposeTargetMachine(tm);
-    ctx_dispose(&c);
+    cg_ctx_dispose(&c);
     cg_plan_free(&plan);
     cg_spec_free(&spec);
     return p;
@@ -671,7 +671,7 @@ int cg_emit_llvm_ir(const kiln_graph *g, const cg_signature *sig, const cg_optio
         }
     }
     if (tm) LLVMDisposeTargetMachine(tm);
-    ctx_dispose(&c);
+    cg_ctx_dispose(&c);
     cg_plan_free(&plan);
     cg_spec_free(&spec);
     return rc;

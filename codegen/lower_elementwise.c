@@ -544,6 +544,39 @@ LLVMValueRef cg_emit_prologue(cg_ctx *c, cg_kernel *k)
     return emit_piecewise(c, &e, out, true, "prologue");
 }
 
+/* The GPU backend's entry (gpu_emit.c): the value of the kernel's
+ * expression at flat element idx of its result -- the root's output, or
+ * with prologue the value a reduction group's root reads -- loading the
+ * leaves from k->in; a prologue's value is rounded to its dtype. NULL when
+ * a member has no elementwise lowering. */
+LLVMValueRef cg_emit_expr_at(cg_ctx *c, const cg_kernel *k, bool prologue, LLVMValueRef idx)
+{
+    ew_expr e;
+    expr_init(&e, k, -1);
+    if (prologue) {
+        if (e.nmembers < 2) return NULL;
+        e.nmembers--;
+        e.root = e.members[e.nmembers - 1];
+    }
+    const ir_type *out = prologue ? &e.g->nodes[e.root].outputs[0] : k->out[0].type;
+    ew_layout L;
+    expr_layout(&e, out, &L);
+    LLVMValueRef off[CG_MAX_LEAVES], x[CG_MAX_LEAVES] = {0}, rem = idx;
+    for (int i = 0; i < e.nleaves; i++) off[i] = cg_i64(c, 0);
+    for (int d = L.rank - 1; d >= 0; d--) {
+        LLVMValueRef at = d ? LLVMBuildURem(c->b, rem, cg_i64(c, L.dims[d]), "") : rem;
+        if (d) rem = LLVMBuildUDiv(c->b, rem, cg_i64(c, L.dims[d]), "");
+        for (int i = 0; i < e.nleaves; i++)
+            if (e.leaf_used[i] && L.strides[i][d])
+                off[i] = LLVMBuildAdd(c->b, off[i], LLVMBuildMul(c->b, at, cg_i64(c, L.strides[i][d]), ""), "");
+    }
+    for (int i = 0; i < e.nleaves; i++)
+        if (e.leaf_used[i]) x[i] = cg_load_elem(c, e.leaf_type[i]->dtype, k->in[i].ptr, off[i]);
+    LLVMValueRef v = expr_eval(c, &e, x, NULL, k->err);
+    /* a prologue's value is what the CPU's prologue buffer would hold */
+    return v && prologue ? round_to(c, out->dtype, v) : v;
+}
+
 /* Assign(var, value): copies value into the variable and into the output. */
 static int lower_assign(cg_ctx *c, cg_kernel *k)
 {

@@ -358,6 +358,12 @@ typedef enum {
     KILN_BACKEND_REFERENCE    /* the reference kernels: slow, the oracle */
 } kiln_backend;
 
+/* Where a session runs (docs/gpu.md). */
+typedef enum {
+    KILN_DEVICE_CPU = 0, /* the host CPU */
+    KILN_DEVICE_CUDA     /* NVIDIA GPU 0 through the CUDA driver, loaded at run time */
+} kiln_device;
+
 typedef struct {
     kiln_backend backend;
     int threads;   /* worker threads; 0 = number of cores */
@@ -368,6 +374,8 @@ typedef struct {
                            session) */
     int64_t fold_limit; /* constant folding leaves results larger than this many
                            bytes unfolded; 0 = the default (64 MiB), < 0 = no limit */
+    kiln_device device; /* KILN_DEVICE_CPU (default) or KILN_DEVICE_CUDA: without a CUDA
+                           driver, kiln_session_new fails ("no CUDA driver found") */
 } kiln_session_options;
 
 /* Fills the defaults. */

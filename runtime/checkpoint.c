@@ -17,8 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime.h"
 #include "rt_checkpoint.h"
+#include "rt_cuda.h"
+#include "runtime.h"
 
 #define CKPT_MAGIC "KILNCKPT"
 #define CKPT_VERSION 1u
@@ -452,7 +453,10 @@ int kiln_session_restore_variables(kiln_session *s, const char *path, kiln_statu
     pthread_rwlock_wrlock(&s->vars_lock);
     for (int i = 0; i < s->nnodes; i++)
         if (src[i] && s->vars[i]->size) memcpy(s->vars[i]->data, src[i], kiln_tensor_nbytes(s->vars[i]));
+    /* a session on the GPU keeps its variables there too */
+    rc = s->cuda ? rt_cuda_session_upload_vars(s, st) : KILN_OK;
     pthread_rwlock_unlock(&s->vars_lock);
+    if (rc) goto done;
     ir_status_ok(st);
 done:
     ir_free(buf);

@@ -21,6 +21,7 @@ struct kiln_session {
     /* The compiled backend (NULL for the reference backend). */
     struct rt_jit *jit;
     struct rt_pool *pool;       /* NULL: kernels run on the calling thread */
+    struct rt_cuda_session *cuda; /* a session on the GPU (cuda_session.c), else NULL */
     pthread_mutex_t cache_lock; /* guards cache and the JIT */
     rt_compiled *cache;         /* one program per run signature */
     /* A session on a compiled library (kiln_session_load). */

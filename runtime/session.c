@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rt_cuda.h"
 #include "runtime.h"
 
 void kiln_session_options_init(kiln_session_options *o)
@@ -31,6 +32,15 @@ kiln_session *kiln_session_new(kiln_graph *g, const kiln_session_options *opts,
     if (o.backend != KILN_BACKEND_DEFAULT && o.backend != KILN_BACKEND_REFERENCE) {
         ir_set_status(status, KILN_ERR_INVALID_ARGUMENT, "kiln_session_new: unknown backend %d",
                       (int)o.backend);
+        return NULL;
+    }
+    if (o.device != KILN_DEVICE_CPU && o.device != KILN_DEVICE_CUDA) {
+        ir_set_status(status, KILN_ERR_INVALID_ARGUMENT, "kiln_session_new: unknown device %d", (int)o.device);
+        return NULL;
+    }
+    if (o.device == KILN_DEVICE_CUDA && o.backend == KILN_BACKEND_REFERENCE) {
+        ir_set_status(status, KILN_ERR_INVALID_ARGUMENT,
+                      "kiln_session_new: the reference backend runs on the CPU only");
         return NULL;
     }
     if (o.threads < 0) {
@@ -68,7 +78,8 @@ kiln_session *kiln_session_new(kiln_graph *g, const kiln_session_options *opts,
         return NULL;
     }
     atomic_init(&s->runs, 0);
-    if (o.backend == KILN_BACKEND_DEFAULT && rt_compiled_init(s, status) != KILN_OK) {
+    if (o.device == KILN_DEVICE_CUDA ? rt_cuda_session_init(s, status) != KILN_OK
+                                     : o.backend == KILN_BACKEND_DEFAULT && rt_compiled_init(s, status) != KILN_OK) {
         kiln_session_free(s);
         return NULL;
     }
@@ -89,6 +100,7 @@ void kiln_session_free(kiln_session *s)
 {
     if (!s) return;
     rt_compiled_free(s);
+    rt_cuda_session_free(s);
     rt_library_free(s);
     for (int i = 0; s->vars && i < s->nnodes; i++) kiln_tensor_free(s->vars[i]);
     ir_free(s->vars);
@@ -155,6 +167,7 @@ void kiln_session_run(kiln_session *s, const kiln_value *inputs, kiln_tensor *co
     rt_run_request req = {inputs, input_values, ninputs, outputs, output_values, noutputs,
                           targets, ntargets};
     if (s->dl) rt_library_run(s, &req, status);
+    else if (s->cuda) rt_cuda_session_run(s, &req, status);
     else if (s->jit) rt_compiled_run(s, &req, status);
     else rt_ref_run(s, &req, status);
 }

@@ -84,11 +84,15 @@ static int load_graph(model *m, const char *path)
 
 /* Opens a model for running: a .so through kiln_session_load, a graph
  * through a session with the chosen backend. */
-static int open_model(model *m, const char *path, const char *backend, int threads, int opt)
+static int open_model(model *m, const char *path, const char *backend, const char *device, int threads, int opt)
 {
     kiln_status *st = kiln_status_new();
     int rc = 0;
     if (ends_with(path, ".so")) {
+        if (device && !strcmp(device, "cuda")) {
+            rc = fail("%s: a compiled library runs on the CPU; --device cuda needs a .kiln graph", path);
+            goto done;
+        }
         m->path = path;
         m->session = kiln_session_load(path, st);
         if (!m->session) {
@@ -101,6 +105,7 @@ static int open_model(model *m, const char *path, const char *backend, int threa
     kiln_session_options o;
     kiln_session_options_init(&o);
     if (backend && strcmp(backend, "ref") == 0) o.backend = KILN_BACKEND_REFERENCE;
+    if (device && strcmp(device, "cuda") == 0) o.device = KILN_DEVICE_CUDA;
     o.threads = threads;
     if (opt >= 0) o.opt_level = opt;
     m->session = kiln_session_new(m->graph, &o, st);
@@ -182,7 +187,9 @@ static int read_inputs(model *m, const input_args *a, kiln_value *vals, kiln_ten
 static const char HELP_RUN[] =
     "usage: kiln run MODEL [--input [NAME=]FILE.npy]... [--output FILE.npy]...\n"
     "                      [--output-dir DIR] [--backend cpu|ref] [--threads N]\n"
-    "Runs MODEL (a .kiln graph or a .so made by 'kiln compile') once.\n"
+    "                      [--device cpu|cuda]\n"
+    "Runs MODEL (a .kiln graph or a .so made by 'kiln compile') once; --device cuda\n"
+    "runs a .kiln graph on NVIDIA GPU 0 (docs/gpu.md).\n"
     "Inputs without a NAME= are taken in the model's input order; --output files\n"
     "receive the outputs in the model's output order; --output-dir writes every\n"
     "output as DIR/NAME.npy. Without either, a summary of each output is printed.\n";
@@ -222,7 +229,7 @@ static int parse_int(const char *cmd, const char *opt, const char *s, int lo, in
 
 static int cmd_run(int argc, char **argv)
 {
-    const char *path = NULL, *backend = "cpu", *outdir = NULL;
+    const char *path = NULL, *backend = "cpu", *outdir = NULL, *device = "cpu";
     const char *outputs[MAX_IO];
     int nout_files = 0, threads = 0, rc;
     input_args in = {0};
@@ -230,7 +237,7 @@ static int cmd_run(int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return fputs(HELP_RUN, stdout), 0;
         if (!strcmp(a, "--input") || !strcmp(a, "--output") || !strcmp(a, "--output-dir") ||
-            !strcmp(a, "--backend") || !strcmp(a, "--threads")) {
+            !strcmp(a, "--backend") || !strcmp(a, "--threads") || !strcmp(a, "--device")) {
             if (i + 1 >= argc) return usage_error("run", "%s needs a value", a);
             char *v = argv[++i];
             if (!strcmp(a, "--input")) {
@@ -243,6 +250,9 @@ static int cmd_run(int argc, char **argv)
             } else if (!strcmp(a, "--backend")) {
                 if (strcmp(v, "cpu") && strcmp(v, "ref")) return usage_error("run", "--backend is cpu or ref, not '%s'", v);
                 backend = v;
+            } else if (!strcmp(a, "--device")) {
+                if (strcmp(v, "cpu") && strcmp(v, "cuda")) return usage_error("run", "--device is cpu or cuda, not '%s'", v);
+                device = v;
             } else if ((rc = parse_int("run", a, v, 0, 4096, &threads))) {
                 return rc;
             }
@@ -256,7 +266,7 @@ static int cmd_run(int argc, char **argv)
     }
     if (!path) return usage_error("run", "no MODEL given");
     model m = {0};
-    if ((rc = open_model(&m, path, backend, threads, -1))) {
+    if ((rc = open_model(&m, path, backend, device, threads, -1))) {
         model_free(&m);
         return rc;
     }
@@ -354,6 +364,7 @@ static int fill_inputs(model *m, kiln_value *vals, kiln_tensor **tensors, int *c
 static const char HELP_BENCH[] =
     "usage: kiln bench MODEL [--input [NAME=]FILE.npy]... [--iters N] [--warmup N]\n"
     "                        [--threads N] [--backend cpu|ref] [--dim N]\n"
+    "                        [--device cpu|cuda]\n"
     "Times runs of MODEL and prints min/median/p90 latency and runs per second.\n"
     "Inputs not given are filled with random values; their symbolic dims take\n"
     "--dim (default 1).\n";
@@ -373,14 +384,14 @@ static int cmp_double(const void *a, const void *b)
 
 static int cmd_bench(int argc, char **argv)
 {
-    const char *path = NULL, *backend = "cpu";
+    const char *path = NULL, *backend = "cpu", *device = "cpu";
     int iters = 100, warmup = 5, threads = 0, dim = 1, rc;
     input_args in = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return fputs(HELP_BENCH, stdout), 0;
         if (!strcmp(a, "--input") || !strcmp(a, "--iters") || !strcmp(a, "--warmup") ||
-            !strcmp(a, "--threads") || !strcmp(a, "--backend") || !strcmp(a, "--dim")) {
+            !strcmp(a, "--threads") || !strcmp(a, "--backend") || !strcmp(a, "--dim") || !strcmp(a, "--device")) {
             if (i + 1 >= argc) return usage_error("bench", "%s needs a value", a);
             char *v = argv[++i];
             if (!strcmp(a, "--input")) rc = add_input(&in, "bench", v);
@@ -388,6 +399,9 @@ static int cmd_bench(int argc, char **argv)
             else if (!strcmp(a, "--warmup")) rc = parse_int("bench", a, v, 0, 100000000, &warmup);
             else if (!strcmp(a, "--threads")) rc = parse_int("bench", a, v, 0, 4096, &threads);
             else if (!strcmp(a, "--dim")) rc = parse_int("bench", a, v, 1, 1 << 30, &dim);
+            else if (!strcmp(a, "--device"))
+                rc = strcmp(v, "cpu") && strcmp(v, "cuda") ? usage_error("bench", "--device is cpu or cuda, not '%s'", v)
+                                                            : (device = v, 0);
             else if (strcmp(v, "cpu") && strcmp(v, "ref")) rc = usage_error("bench", "--backend is cpu or ref, not '%s'", v);
             else backend = v, rc = 0;
             if (rc) return rc;
@@ -401,7 +415,7 @@ static int cmd_bench(int argc, char **argv)
     }
     if (!path) return usage_error("bench", "no MODEL given");
     model m = {0};
-    if ((rc = open_model(&m, path, backend, threads, -1))) {
+    if ((rc = open_model(&m, path, backend, device, threads, -1))) {
         model_free(&m);
         return rc;
     }
