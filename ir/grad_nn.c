@@ -635,3 +635,76 @@ int ir_grad_Mod(ir_grad_ctx *gx)
     gx->dx[1] = ir_grad_unbroadcast(g, kiln_neg(g, kiln_mul(g, dy, q)), &bt);
     return 0;
 }
+
+/* ---- the index ops of ir/ops/index.c ---- */
+
+/* CumSum is linear; its adjoint runs the other way: dx_j = sum over the
+ * outputs that included x_j (the same exclusivity, the reverse flag
+ * flipped). */
+int ir_grad_CumSum(ir_grad_ctx *gx)
+{
+    kiln_attrs *at = kiln_attrs_new();
+    kiln_attrs_int(at, "axis", ir_node_int(&gx->n, "axis"));
+    kiln_attrs_int(at, "exclusive", ir_node_int(&gx->n, "exclusive"));
+    kiln_attrs_int(at, "reverse", !ir_node_int(&gx->n, "reverse"));
+    gx->dx[0] = op_with(gx, "CumSum", (kiln_value[]){gx->dy[0]}, 1, at);
+    return 0;
+}
+
+/* dy added into zeros of data's shape at the gathered positions. */
+static kiln_value scatter_add_into_zeros(ir_grad_ctx *gx, kiln_value like, kiln_value indices, kiln_value dy,
+                                         int64_t axis)
+{
+    ir_type t = *vtype(gx, like);
+    kiln_value z = zeros(gx, &t, "the scattered gradient");
+    if (!kiln_value_ok(z)) return z;
+    kiln_attrs *at = kiln_attrs_new();
+    kiln_attrs_int(at, "axis", axis);
+    kiln_attrs_string(at, "reduction", "add");
+    return op_with(gx, "ScatterElements", (kiln_value[]){z, indices, dy}, 3, at);
+}
+
+/* Every element of data read by k outputs gets the sum of their gradients. */
+int ir_grad_GatherElements(ir_grad_ctx *gx)
+{
+    gx->dx[0] = scatter_add_into_zeros(gx, gx->inputs[0], gx->inputs[1], gx->dy[0], ir_node_int(&gx->n, "axis"));
+    return kiln_value_ok(gx->dx[0]) ? 0 : -1;
+}
+
+/* The values of TopK are input elements: their gradients go back to the
+ * positions the indices output names (distinct within a slice). */
+int ir_grad_TopK(ir_grad_ctx *gx)
+{
+    if (!kiln_value_ok(gx->dy[0])) return 0; /* only the indices were used */
+    gx->dx[0] = scatter_add_into_zeros(gx, gx->inputs[0], gx->outputs[1], gx->dy[0], ir_node_int(&gx->n, "axis"));
+    return kiln_value_ok(gx->dx[0]) ? 0 : -1;
+}
+
+/* reduction "add": data passes dy through, updates gather it. "none": the
+ * scattered positions of data are overwritten, so their gradient is zero,
+ * and each update gets dy at its position (exact when no two updates hit
+ * one position; with duplicates the last write wins in the op, but every
+ * duplicate gets the gradient here). mul/max/min have no rule. */
+int ir_grad_ScatterElements(ir_grad_ctx *gx)
+{
+    const char *red = ir_node_string(&gx->n, "reduction");
+    int64_t axis = ir_node_int(&gx->n, "axis");
+    bool add = red && strcmp(red, "add") == 0;
+    if (red && !add && strcmp(red, "none") != 0)
+        return ir_grad_error(gx, KILN_ERR_UNIMPLEMENTED, "no gradient rule for reduction '%s' (only none and add)", red);
+    kiln_attrs *at = kiln_attrs_new();
+    kiln_attrs_int(at, "axis", axis);
+    gx->dx[2] = op_with(gx, "GatherElements", (kiln_value[]){gx->dy[0], gx->inputs[1]}, 2, at);
+    if (add) {
+        gx->dx[0] = gx->dy[0];
+    } else {
+        ir_type ut = *vtype(gx, gx->inputs[2]);
+        ut.dtype = vtype(gx, gx->dy[0])->dtype;
+        kiln_value z = zeros(gx, &ut, "the overwritten positions");
+        if (!kiln_value_ok(z)) return -1;
+        at = kiln_attrs_new();
+        kiln_attrs_int(at, "axis", axis);
+        gx->dx[0] = op_with(gx, "ScatterElements", (kiln_value[]){gx->dy[0], gx->inputs[1], z}, 3, at);
+    }
+    return kiln_value_ok(gx->dx[0]) && kiln_value_ok(gx->dx[2]) ? 0 : -1;
+}

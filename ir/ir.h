@@ -482,14 +482,15 @@ int ir_grad_error(ir_grad_ctx *gx, int code, const char *fmt, ...) IR_PRINTF(3, 
     X(ReduceSum) X(ReduceMean) X(Transpose) X(Reshape) X(Flatten) X(Squeeze) X(Unsqueeze)   \
     X(Concat) X(Slice) X(Expand) X(Softmax) X(LogSoftmax)
 /* Rules of ir/grad_nn.c: convolutions, pools, normalizations, indexing and
- * tiling, the other reductions, ir/ops/math.c and the backward ops of
- * ir/ops/train.c. */
+ * tiling, the other reductions, ir/ops/math.c, the backward ops of
+ * ir/ops/train.c and the index ops of ir/ops/index.c. */
 #define IR_GRAD_RULES_NN(X)                                                                   \
     X(Conv2D) X(ConvTranspose2D) X(MaxPool2D) X(AveragePool2D) X(GlobalAveragePool)         \
     X(BatchNormalization) X(LayerNormalization) X(Gather) X(Split) X(Pad) X(Tile)           \
     X(ReduceMax) X(ReduceMin) X(ReduceProd) X(Sin) X(Cos) X(Tan) X(Asin) X(Acos) X(Atan)    \
     X(Sinh) X(Cosh) X(Asinh) X(Acosh) X(Atanh) X(Mod) X(Conv2DFilterGrad)                   \
-    X(MaxPool2DGrad) X(AveragePool2DGrad) X(GatherGrad)
+    X(MaxPool2DGrad) X(AveragePool2DGrad) X(GatherGrad) X(CumSum) X(GatherElements) X(TopK)  \
+    X(ScatterElements)
 #define IR_GRAD_DECL(name) int ir_grad_##name(ir_grad_ctx *gx);
 IR_GRAD_RULES(IR_GRAD_DECL)
 IR_GRAD_RULES_NN(IR_GRAD_DECL)

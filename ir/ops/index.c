@@ -124,8 +124,8 @@ static int kernel_topk(ir_kernel_ctx *kx)
 
 const ir_opdef ir_opdef_TopK = {
     .name = "TopK", .min_inputs = 1, .max_inputs = 1, .noutputs = 2,
-    .attrs = topk_attrs, .nattrs = 4, .flags = IR_OPF_NOT_DIFFERENTIABLE,
-    .infer = infer_topk, .kernel = kernel_topk,
+    .attrs = topk_attrs, .nattrs = 4,
+    .infer = infer_topk, .kernel = kernel_topk, .grad = ir_grad_TopK,
     .doc = "The k largest (or smallest) values along axis and their i64 indices, best first "
            "(ties: lower index first; NaN counts as largest).",
 };
@@ -191,14 +191,14 @@ static int kernel_cumprod(ir_kernel_ctx *kx) { return kernel_cum(kx, true); }
 
 const ir_opdef ir_opdef_CumSum = {
     .name = "CumSum", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
-    .attrs = cum_attrs, .nattrs = 3, .flags = IR_OPF_NOT_DIFFERENTIABLE,
-    .infer = infer_cum, .kernel = kernel_cumsum,
+    .attrs = cum_attrs, .nattrs = 3,
+    .infer = infer_cum, .kernel = kernel_cumsum, .grad = ir_grad_CumSum,
     .doc = "Running sum along axis (exclusive: without the element itself; reverse: from the end).",
 };
 
 const ir_opdef ir_opdef_CumProd = {
     .name = "CumProd", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
-    .attrs = cum_attrs, .nattrs = 3, .flags = IR_OPF_NOT_DIFFERENTIABLE,
+    .attrs = cum_attrs, .nattrs = 3, /* no gradient rule yet */
     .infer = infer_cum, .kernel = kernel_cumprod,
     .doc = "Running product along axis (exclusive: without the element itself; reverse: from the end).",
 };
@@ -298,8 +298,8 @@ static int kernel_gather_elements(ir_kernel_ctx *kx)
 
 const ir_opdef ir_opdef_GatherElements = {
     .name = "GatherElements", .min_inputs = 2, .max_inputs = 2, .noutputs = 1,
-    .attrs = gather_el_attrs, .nattrs = 1, .flags = IR_OPF_NOT_DIFFERENTIABLE,
-    .infer = infer_gather_elements, .kernel = kernel_gather_elements,
+    .attrs = gather_el_attrs, .nattrs = 1,
+    .infer = infer_gather_elements, .kernel = kernel_gather_elements, .grad = ir_grad_GatherElements,
     .doc = "GatherElements(data, indices): y[p] = data[p with p[axis] = indices[p]]; y has indices' shape.",
 };
 
@@ -376,8 +376,8 @@ static int kernel_scatter_elements(ir_kernel_ctx *kx)
 
 const ir_opdef ir_opdef_ScatterElements = {
     .name = "ScatterElements", .min_inputs = 3, .max_inputs = 3, .noutputs = 1,
-    .attrs = scatter_el_attrs, .nattrs = 2, .flags = IR_OPF_NOT_DIFFERENTIABLE,
-    .infer = infer_scatter_elements, .kernel = kernel_scatter_elements,
+    .attrs = scatter_el_attrs, .nattrs = 2,
+    .infer = infer_scatter_elements, .kernel = kernel_scatter_elements, .grad = ir_grad_ScatterElements,
     .doc = "ScatterElements(data, indices, updates): a copy of data with y[p with p[axis] = "
            "indices[p]] = updates[p] (or combined by reduction add/mul/max/min), in index order.",
 };
@@ -437,7 +437,7 @@ static int kernel_scatter_nd(ir_kernel_ctx *kx)
 
 const ir_opdef ir_opdef_ScatterND = {
     .name = "ScatterND", .min_inputs = 3, .max_inputs = 3, .noutputs = 1,
-    .attrs = scatter_nd_attrs, .nattrs = 1, .flags = IR_OPF_NOT_DIFFERENTIABLE,
+    .attrs = scatter_nd_attrs, .nattrs = 1, /* no gradient rule yet */
     .infer = infer_scatter_nd, .kernel = kernel_scatter_nd,
     .doc = "ScatterND(data, indices, updates): a copy of data where each index tuple (indices' last "
            "dim) gets its slice of updates (or combined by reduction add/mul/max/min), in order.",
@@ -495,7 +495,7 @@ static int kernel_onehot(ir_kernel_ctx *kx)
 
 const ir_opdef ir_opdef_OneHot = {
     .name = "OneHot", .min_inputs = 2, .max_inputs = 2, .noutputs = 1,
-    .attrs = onehot_attrs, .nattrs = 2, .flags = IR_OPF_NOT_DIFFERENTIABLE,
+    .attrs = onehot_attrs, .nattrs = 2, /* no gradient rule for 'values' yet */
     .infer = infer_onehot, .kernel = kernel_onehot,
     .doc = "OneHot(indices, values): a new axis of size depth holding values[1] where it equals the "
            "index (negative: from the end) and values[0] elsewhere (also for indices out of range).",

@@ -1112,6 +1112,112 @@ static void test_allocation_failures(void **state)
     sweep_gradients(build_for_sweep2);
 }
 
+/* ---- the index ops: CumSum, GatherElements, TopK, ScatterElements ---- */
+
+static kiln_value op_attrs(kiln_graph *g, const char *op, const kiln_value *in, int n, kiln_attrs *a)
+{
+    kiln_value v = kiln_op(g, op, in, n, a);
+    kiln_attrs_free(a);
+    return v;
+}
+
+static kiln_value build_cumsum(kiln_graph *g, const kiln_value *x, const void *arg)
+{
+    int w = *(const int *)arg; /* bit 0 exclusive, bit 1 reverse, bit 2 axis */
+    kiln_attrs *a = kiln_attrs_new();
+    kiln_attrs_int(a, "axis", (w & 4) ? 1 : 0);
+    kiln_attrs_int(a, "exclusive", w & 1);
+    kiln_attrs_int(a, "reverse", (w >> 1) & 1);
+    return op_attrs(g, "CumSum", x, 1, a);
+}
+
+static kiln_value int_const(kiln_graph *g, int rank, const int64_t *dims, const int64_t *v)
+{
+    kiln_tensor *t = tu_i64(rank, dims, v);
+    kiln_value c = kiln_constant(g, NULL, t);
+    kiln_tensor_free(t);
+    return c;
+}
+
+static kiln_value build_gather_elements(kiln_graph *g, const kiln_value *x, const void *arg)
+{
+    (void)arg;
+    /* data [3,4], indices [2,4] on axis 0 with repeats (and -1) */
+    kiln_value idx = int_const(g, 2, (int64_t[]){2, 4}, (int64_t[]){0, 2, 2, -1, 0, 1, 2, 0});
+    kiln_attrs *a = kiln_attrs_new();
+    kiln_attrs_int(a, "axis", 0);
+    return op_attrs(g, "GatherElements", (kiln_value[]){x[0], idx}, 2, a);
+}
+
+static kiln_value build_topk(kiln_graph *g, const kiln_value *x, const void *arg)
+{
+    int largest = *(const int *)arg;
+    kiln_attrs *a = kiln_attrs_new();
+    kiln_attrs_int(a, "k", 2);
+    kiln_attrs_int(a, "axis", 1);
+    kiln_attrs_int(a, "largest", largest);
+    return op_attrs(g, "TopK", x, 1, a); /* output 0: the values */
+}
+
+static kiln_value build_scatter(kiln_graph *g, const kiln_value *x, const void *arg)
+{
+    int add = *(const int *)arg;
+    /* data [4,3], updates [2,3] on axis 0; "none": distinct rows per
+     * column, "add": a repeated row */
+    kiln_value idx = add ? int_const(g, 2, (int64_t[]){2, 3}, (int64_t[]){1, 3, 1, 1, 0, 1})
+                         : int_const(g, 2, (int64_t[]){2, 3}, (int64_t[]){1, 3, 0, 2, 0, -1});
+    kiln_attrs *a = kiln_attrs_new();
+    kiln_attrs_int(a, "axis", 0);
+    kiln_attrs_string(a, "reduction", add ? "add" : "none");
+    kiln_value y = op_attrs(g, "ScatterElements", (kiln_value[]){x[0], idx, x[1]}, 3, a);
+    return kiln_mul(g, y, y); /* so that data and updates both matter non-linearly */
+}
+
+static void test_index_ops(void **state)
+{
+    (void)state;
+    spec s = S2(3, 4, -2, 2);
+    for (int w = 0; w < 8; w++) gradcheck("CumSum", build_cumsum, &w, 1, &s);
+    gradcheck("GatherElements (repeated indices)", build_gather_elements, NULL, 1, &s);
+    for (int largest = 0; largest < 2; largest++) gradcheck("TopK values", build_topk, &largest, 1, &s);
+    spec sc[2] = {S2(4, 3, -2, 2), S2(2, 3, -2, 2)};
+    for (int add = 0; add < 2; add++) gradcheck(add ? "ScatterElements add" : "ScatterElements none", build_scatter, &add, 2, sc);
+
+    /* the gradient graph compiled gives what the reference kernels give */
+    {
+        kiln_graph *g = kiln_graph_new();
+        kiln_value x = kiln_placeholder(g, "x", KILN_F32, 2, (int64_t[]){3, 4});
+        int w5 = 5, one = 1;
+        kiln_value parts[3] = {build_cumsum(g, &x, &w5), build_gather_elements(g, &x, NULL), build_topk(g, &x, &one)};
+        kiln_value loss = kiln_scalar(g, KILN_F32, 0);
+        for (int i = 0; i < 3; i++)
+            loss = kiln_add(g, loss, kiln_reduce_sum(g, kiln_mul(g, parts[i], kiln_tanh(g, parts[i])), NULL, 0, 0));
+        kiln_value d;
+        kiln_status *st = kiln_status_new();
+        kiln_gradients(g, &loss, 1, &x, 1, NULL, &d, st);
+        assert_int_equal(kiln_status_code(st), KILN_OK);
+        kiln_status_free(st);
+        kiln_tensor *f = tu_random(KILN_F32, 2, (int64_t[]){3, 4}, -2, 2, 77);
+        tu_diff(g, 1, &d, 1, &x, &f, 1e-5, 1e-6);
+        kiln_tensor_free(f);
+        kiln_graph_free(g);
+    }
+
+    /* CumProd has no rule yet: the error names it */
+    kiln_graph *g = kiln_graph_new();
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 1, (int64_t[]){4});
+    kiln_attrs *a = kiln_attrs_new();
+    kiln_attrs_int(a, "axis", 0);
+    kiln_value y = kiln_reduce_sum(g, op_attrs(g, "CumProd", &x, 1, a), NULL, 0, 0);
+    kiln_value d;
+    kiln_status *st = kiln_status_new();
+    kiln_gradients(g, &y, 1, &x, 1, NULL, &d, st);
+    assert_int_equal(kiln_status_code(st), KILN_ERR_UNIMPLEMENTED);
+    assert_non_null(strstr(kiln_status_message(st), "CumProd"));
+    kiln_status_free(st);
+    kiln_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1139,6 +1245,7 @@ int main(void)
         TU_TEST(test_compiled_misc),
         TU_TEST(test_symbolic_batch),
         TU_TEST(test_allocation_failures),
+        TU_TEST(test_index_ops),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     printf("%ld gradient elements checked against finite differences\n", fd_checked);
