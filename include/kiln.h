@@ -59,7 +59,30 @@ typedef enum {
     KILN_U8,
     KILN_I32,
     KILN_I64,
-    KILN_BOOL
+    KILN_BOOL,
+    /* More integer types. */
+    KILN_I16,
+    KILN_U16,
+    KILN_U32,
+    KILN_U64,
+    /* Storage types: values of these types can be fed, fetched, stored as
+     * constants and converted with Cast (and the quantize/dequantize ops);
+     * arithmetic on them is done after a Cast to a wider type. The 8-bit
+     * floats follow the OCP FP8 formats (E4M3FN, E5M2) and their "FNUZ"
+     * variants (no negative zero, one NaN); E8M0 is the exponent-only scale
+     * type; F4E2M1 is the OCP FP4 format. I4/U4/I2/U2 are 4- and 2-bit
+     * integers; kiln keeps each element of these sub-byte types in one byte
+     * (ONNX files pack them; the importer unpacks them). */
+    KILN_F8E4M3FN,
+    KILN_F8E4M3FNUZ,
+    KILN_F8E5M2,
+    KILN_F8E5M2FNUZ,
+    KILN_F8E8M0,
+    KILN_F4E2M1,
+    KILN_I4,
+    KILN_U4,
+    KILN_I2,
+    KILN_U2
 } kiln_dtype;
 
 /* "f32", "f64", ... or "?" for a value that is not a dtype. Static string. */

@@ -5,18 +5,31 @@
 
 #include "ir.h"
 
-bool ir_dtype_valid(int dt) { return dt >= KILN_F32 && dt <= KILN_BOOL; }
+/* Which dtypes of the enum the library accepts. A type is switched on here
+ * once every layer (reference kernels, code generator, importers, file
+ * formats) handles it. */
+static const bool dtype_supported[KILN_U2 + 1] = {
+    [KILN_F32] = true, [KILN_F64] = true, [KILN_F16] = true, [KILN_BF16] = true,
+    [KILN_I8] = true,  [KILN_U8] = true,  [KILN_I32] = true, [KILN_I64] = true,
+    [KILN_BOOL] = true,
+};
+
+bool ir_dtype_valid(int dt) { return dt >= KILN_F32 && dt <= KILN_U2 && dtype_supported[dt]; }
 
 const char *kiln_dtype_name(kiln_dtype dt)
 {
-    static const char *const names[] = {"?",  "f32", "f64", "f16", "bf16",
-                                        "i8", "u8",  "i32", "i64", "bool"};
+    static const char *const names[KILN_U2 + 1] = {
+        "?",      "f32",       "f64",      "f16",         "bf16",    "i8",     "u8",
+        "i32",    "i64",       "bool",     "i16",         "u16",     "u32",    "u64",
+        "f8e4m3fn", "f8e4m3fnuz", "f8e5m2", "f8e5m2fnuz", "f8e8m0",  "f4e2m1", "i4",
+        "u4",     "i2",        "u2"};
     return ir_dtype_valid((int)dt) ? names[dt] : "?";
 }
 
 size_t kiln_dtype_size(kiln_dtype dt)
 {
-    static const size_t sizes[] = {0, 4, 8, 2, 2, 1, 1, 4, 8, 1};
+    static const size_t sizes[KILN_U2 + 1] = {0, 4, 8, 2, 2, 1, 1, 4, 8, 1, 2, 2, 4, 8,
+                                              1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     return ir_dtype_valid((int)dt) ? sizes[dt] : 0;
 }
 
@@ -102,6 +115,7 @@ double ir_load_f64(kiln_dtype dt, const void *p, size_t i)
     case KILN_I32: return ((const int32_t *)p)[i];
     case KILN_I64: return (double)((const int64_t *)p)[i];
     case KILN_BOOL: return ((const uint8_t *)p)[i] != 0;
+    default: break;
     }
     return 0;
 }
