@@ -29,4 +29,12 @@ int cg_gpu_emit_ptx(cg_ctx *c, LLVMTargetMachineRef tm, char **ptx, size_t *size
  * $CUDA_HOME/nvvm/libdevice/libdevice.10.bc, else /usr/local/cuda's. */
 const char *cg_gpu_libdevice_path(char *buf, size_t n);
 
+/* The cuBLAS calls that compute MatMul or Gemm node n of g (its product
+ * alone: alpha * op(A) op(B), beta 0): up to max descriptors in out,
+ * their number in *count (0 for an empty result). Operands (a, b, c) and
+ * labels are left to the caller. KILN_ERR_UNIMPLEMENTED for what cuBLAS
+ * cannot take (integer dtypes, sizes past int, too many calls). */
+int cg_gpu_plan_gemm(const kiln_graph *g, const ir_node *n, cg_gpu_gemm *out, int max, int *count,
+                     kiln_status *status);
+
 #endif

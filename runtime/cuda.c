@@ -4,6 +4,7 @@
  * of it: loading a generated PTX module and running it (inputs in, kernels
  * in order, fetches out) with device memory planned at compile time. */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,8 +67,40 @@ enum {
     X(StreamSynchronize, "cuStreamSynchronize", CUresult (*)(CUstream))                            \
     X(StreamDestroy, "cuStreamDestroy_v2", CUresult (*)(CUstream))
 
+/* cuBLAS's types and the entry points kiln uses (cublas_api.h,
+ * library_types.h), declared here so kiln builds without the toolkit. */
+typedef int cublasStatus_t;
+typedef struct cublasContext *cublasHandle_t;
+enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 };
+enum { CUDA_R_32F = 0, CUDA_R_64F = 1, CUDA_R_16F = 2, CUDA_R_16BF = 14 };
+enum { CUBLAS_COMPUTE_32F = 68, CUBLAS_COMPUTE_64F = 70 };
+enum { CUBLAS_GEMM_DEFAULT = -1 };
+
+#define RT_CUBLAS_FUNCS(X)                                                                         \
+    X(Create, "cublasCreate_v2", cublasStatus_t (*)(cublasHandle_t *))                             \
+    X(Destroy, "cublasDestroy_v2", cublasStatus_t (*)(cublasHandle_t))                             \
+    X(SetStream, "cublasSetStream_v2", cublasStatus_t (*)(cublasHandle_t, CUstream))               \
+    X(GetStatusName, "cublasGetStatusName", const char *(*)(cublasStatus_t))                       \
+    X(GemmStridedBatchedEx, "cublasGemmStridedBatchedEx",                                          \
+      cublasStatus_t (*)(cublasHandle_t, int, int, int, int, int, const void *, const void *, int, \
+                         int, long long, const void *, int, int, long long, const void *, void *,  \
+                         int, int, long long, int, int, int))
+
+#define RT_CUBLAS_POOL 16 /* idle handles kept */
+
+struct rt_cublas {
+    void *dl;
+#define RT_CUBLAS_FIELD(field, sym, type) __typeof__(type) field;
+    RT_CUBLAS_FUNCS(RT_CUBLAS_FIELD)
+#undef RT_CUBLAS_FIELD
+    pthread_mutex_t lock; /* guards the idle handles */
+    int nidle;
+    cublasHandle_t idle[RT_CUBLAS_POOL];
+};
+
 struct rt_cuda {
     void *dl;
+    rt_cublas *blas; /* loaded when a session's graph has a MatMul or Gemm */
 #define RT_CUDA_FIELD(field, sym, type) __typeof__(type) field;
     RT_CUDA_FUNCS(RT_CUDA_FIELD)
 #undef RT_CUDA_FIELD
@@ -165,9 +198,109 @@ fail:
     return NULL;
 }
 
+rt_cublas *rt_cublas_open(const char *lib, kiln_status *status)
+{
+    static const char *const names[] = {"libcublas.so.12", "libcublas.so.13", "libcublas.so"};
+    rt_cublas *b = ir_calloc(1, sizeof *b);
+    if (!b) {
+        ir_set_status(status, KILN_ERR_OUT_OF_MEMORY, "cuBLAS: out of memory");
+        return NULL;
+    }
+    if (pthread_mutex_init(&b->lock, NULL) != 0) {
+        ir_free(b);
+        ir_set_status(status, KILN_ERR_INTERNAL, "cuBLAS: cannot create a lock");
+        return NULL;
+    }
+    /* the named library, else the first of the known names that loads;
+     * the error names the first one tried */
+    char first_err[512] = "";
+    const char *first = lib ? lib : names[0];
+    for (int i = 0; !b->dl && i < (lib ? 1 : 3); i++) {
+        const char *name = lib ? lib : names[i];
+        dlerror();
+        b->dl = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+        if (!b->dl && i == 0) {
+            const char *e = dlerror();
+            snprintf(first_err, sizeof first_err, "%s", e ? e : "cannot load");
+        }
+        if (b->dl) lib = name;
+    }
+    if (!b->dl) {
+        ir_set_status(status, KILN_ERR_NOT_FOUND, "cuBLAS not found (%s: %s)", first, first_err);
+        pthread_mutex_destroy(&b->lock);
+        ir_free(b);
+        return NULL;
+    }
+#define RT_CUBLAS_LOAD(field, sym, type)                                                           \
+    b->field = (type)dlsym(b->dl, sym);                                                            \
+    if (!b->field) {                                                                               \
+        ir_set_status(status, KILN_ERR_NOT_FOUND, "cuBLAS: %s has no %s (too old a cuBLAS?)", lib, \
+                      sym);                                                                        \
+        rt_cublas_close(b);                                                                        \
+        return NULL;                                                                               \
+    }
+    RT_CUBLAS_FUNCS(RT_CUBLAS_LOAD)
+#undef RT_CUBLAS_LOAD
+    return b;
+}
+
+void rt_cublas_close(rt_cublas *b)
+{
+    if (!b) return;
+    for (int i = 0; i < b->nidle; i++) b->Destroy(b->idle[i]);
+    if (b->dl) dlclose(b->dl);
+    pthread_mutex_destroy(&b->lock);
+    ir_free(b);
+}
+
+int rt_cuda_load_cublas(rt_cuda *cu, const char *lib, kiln_status *status)
+{
+    if (cu->blas) return KILN_OK;
+    cu->blas = rt_cublas_open(lib, status);
+    return cu->blas ? KILN_OK : (status ? status->code : KILN_ERR_NOT_FOUND);
+}
+
+static const char *blas_status_name(const rt_cublas *b, cublasStatus_t r)
+{
+    const char *n = b->GetStatusName ? b->GetStatusName(r) : NULL;
+    return n ? n : "CUBLAS_STATUS_?";
+}
+
+/* A handle for one run (from the idle ones, or new); the context must be
+ * current. Handles are not shared by concurrent runs. */
+static int blas_take(rt_cublas *b, cublasHandle_t *h, kiln_status *status)
+{
+    *h = NULL;
+    pthread_mutex_lock(&b->lock);
+    if (b->nidle) *h = b->idle[--b->nidle];
+    pthread_mutex_unlock(&b->lock);
+    if (*h) return KILN_OK;
+    cublasStatus_t r = b->Create(h);
+    if (r != 0) {
+        *h = NULL;
+        return ir_set_status(status, r == 3 ? KILN_ERR_OUT_OF_MEMORY : KILN_ERR_INTERNAL,
+                             "cuBLAS: cublasCreate failed: %s", blas_status_name(b, r));
+    }
+    return KILN_OK;
+}
+
+static void blas_give(rt_cublas *b, cublasHandle_t h)
+{
+    if (!h) return;
+    pthread_mutex_lock(&b->lock);
+    bool kept = b->nidle < RT_CUBLAS_POOL;
+    if (kept) b->idle[b->nidle++] = h;
+    pthread_mutex_unlock(&b->lock);
+    if (!kept) b->Destroy(h);
+}
+
 void rt_cuda_close(rt_cuda *cu)
 {
     if (!cu) return;
+    if (cu->blas) {
+        cu->CtxSetCurrent(cu->ctx);
+        rt_cublas_close(cu->blas);
+    }
     if (cu->retained) cu->PrimaryCtxRelease(cu->dev);
     if (cu->dl) dlclose(cu->dl);
     ir_free(cu);
@@ -218,8 +351,9 @@ struct rt_cuda_module {
     rt_cuda *cu;
     const cg_gpu_program *prog; /* borrowed: outlives the module */
     CUmodule mod;
-    CUfunction *fns;       /* per kernel */
-    CUdeviceptr **globals; /* per kernel, per parameter: a module global's address (or 0) */
+    CUfunction *fns;           /* per kernel */
+    CUdeviceptr **globals;     /* per kernel, per parameter: a module global's address (or 0) */
+    CUdeviceptr *gemm_globals; /* per cuBLAS call, 3 (a, b, c): as globals */
 };
 
 void rt_cuda_unload(rt_cuda_module *m)
@@ -227,6 +361,7 @@ void rt_cuda_unload(rt_cuda_module *m)
     if (!m) return;
     for (int k = 0; m->globals && k < m->prog->nkernels; k++) ir_free(m->globals[k]);
     ir_free(m->globals);
+    ir_free(m->gemm_globals);
     ir_free(m->fns);
     if (m->mod) {
         m->cu->CtxSetCurrent(m->cu->ctx);
@@ -243,7 +378,13 @@ rt_cuda_module *rt_cuda_load(rt_cuda *cu, const cg_gpu_program *p, kiln_status *
     m->prog = p;
     m->fns = ir_calloc((size_t)p->nkernels + 1, sizeof(CUfunction));
     m->globals = ir_calloc((size_t)p->nkernels + 1, sizeof(CUdeviceptr *));
-    if (!m->fns || !m->globals) goto oom;
+    m->gemm_globals = ir_calloc(3 * (size_t)p->ngemms + 1, sizeof(CUdeviceptr));
+    if (!m->fns || !m->globals || !m->gemm_globals) goto oom;
+    if (p->ngemms && !cu->blas) {
+        ir_set_status(status, KILN_ERR_INTERNAL,
+                      "CUDA: %s needs cuBLAS, which this session did not load", p->gemms[0].label);
+        goto fail;
+    }
     CUresult r = cu->CtxSetCurrent(cu->ctx);
     if (r != 0) {
         cu_error(cu, r, status, "cannot bind the context");
@@ -277,6 +418,20 @@ rt_cuda_module *rt_cuda_load(rt_cuda *cu, const cg_gpu_program *p, kiln_status *
             snprintf(gname, sizeof gname, "kiln_const_%d", kn->params[i].index);
             size_t bytes = 0;
             if ((r = cu->ModuleGetGlobal(&m->globals[k][i], &bytes, m->mod, gname)) != 0) {
+                cu_error(cu, r, status, gname);
+                goto fail;
+            }
+        }
+    }
+    for (int i = 0; i < p->ngemms; i++) {
+        const cg_gpu_param *ops[3] = {&p->gemms[i].a, &p->gemms[i].b, &p->gemms[i].c};
+        for (int j = 0; j < 3; j++) {
+            if (ops[j]->where != CG_GPU_GLOBAL) continue;
+            char gname[48];
+            snprintf(gname, sizeof gname, "kiln_const_%d", ops[j]->index);
+            size_t bytes = 0;
+            if ((r = cu->ModuleGetGlobal(&m->gemm_globals[3 * i + j], &bytes, m->mod, gname)) !=
+                0) {
                 cu_error(cu, r, status, gname);
                 goto fail;
             }
@@ -320,6 +475,48 @@ static CUdeviceptr where_is(const cg_gpu_param *q, CUdeviceptr global, const CUd
     }
 }
 
+/* One cuBLAS call on the run's stream: the row-major product
+ * C = alpha op(A) op(B) as the column-major C^T = op(B)^T op(A)^T, so B
+ * goes first. An empty inner dimension writes zeros (cuBLAS is not asked:
+ * its leading dimensions would be 0). */
+static int run_gemm(rt_cuda *cu, cublasHandle_t h, CUstream stream, const cg_gpu_gemm *q,
+                    CUdeviceptr a, CUdeviceptr b, CUdeviceptr c, kiln_status *status)
+{
+    rt_cublas *bl = cu->blas;
+    size_t esz = kiln_dtype_size(q->dtype);
+    if (q->k == 0) {
+        size_t n = (size_t)(q->m * q->n) * esz;
+        for (int64_t i = 0; i < q->batch; i++)
+            CU_TRY(cu, cu->MemsetD8Async(c + (CUdeviceptr)(i * q->stride_c) * esz, 0, n, stream),
+                   status, "cannot clear a product");
+        return KILN_OK;
+    }
+    int dt = q->dtype == KILN_F64    ? CUDA_R_64F
+             : q->dtype == KILN_F16  ? CUDA_R_16F
+             : q->dtype == KILN_BF16 ? CUDA_R_16BF
+                                     : CUDA_R_32F;
+    int compute = q->dtype == KILN_F64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F;
+    double alpha64 = q->alpha, beta64 = 0;
+    float alpha32 = (float)q->alpha, beta32 = 0;
+    const void *alpha = q->dtype == KILN_F64 ? (const void *)&alpha64 : (const void *)&alpha32;
+    const void *beta = q->dtype == KILN_F64 ? (const void *)&beta64 : (const void *)&beta32;
+    cublasStatus_t r = bl->SetStream(h, stream);
+    if (r == 0)
+        r = bl->GemmStridedBatchedEx(h, q->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                     q->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int)q->n, (int)q->m,
+                                     (int)q->k, alpha, (const void *)(uintptr_t)b, dt, (int)q->ldb,
+                                     q->stride_b, (const void *)(uintptr_t)a, dt, (int)q->lda,
+                                     q->stride_a, beta, (void *)(uintptr_t)c, dt, (int)q->ldc,
+                                     q->stride_c, (int)q->batch, compute, CUBLAS_GEMM_DEFAULT);
+    if (r != 0)
+        return ir_set_status(status, r == 3 ? KILN_ERR_OUT_OF_MEMORY : KILN_ERR_INTERNAL,
+                             "%s (on the GPU): cublasGemmStridedBatchedEx failed: %s "
+                             "(m %lld, n %lld, k %lld, batch %lld)",
+                             q->label, blas_status_name(bl, r), (long long)q->m, (long long)q->n,
+                             (long long)q->k, (long long)q->batch);
+    return KILN_OK;
+}
+
 int rt_cuda_run(rt_cuda_module *m, const void *const *inputs, void *const *outputs,
                 const rt_devptr *vars, kiln_status *status)
 {
@@ -328,6 +525,7 @@ int rt_cuda_run(rt_cuda_module *m, const void *const *inputs, void *const *outpu
     int rc = KILN_OK;
     CUstream stream = NULL;
     CUdeviceptr block = 0;
+    cublasHandle_t blas = NULL;
     int32_t *errs_host = ir_calloc((size_t)p->nkernels + 1, sizeof(int32_t));
     CUdeviceptr *in = ir_calloc((size_t)p->ninputs + 1, sizeof(CUdeviceptr));
     CUdeviceptr *out = ir_calloc((size_t)p->noutputs + 1, sizeof(CUdeviceptr));
@@ -368,7 +566,21 @@ int rt_cuda_run(rt_cuda_module *m, const void *const *inputs, void *const *outpu
         rc = cu_error(cu, r, status, "cannot clear the error words");
         goto sync;
     }
-    for (int k = 0; k < p->nkernels; k++) {
+    for (int st = 0; st < p->nsteps; st++) {
+        if (p->steps[st].kind == CG_GPU_STEP_GEMM) {
+            int gi = p->steps[st].index;
+            const cg_gpu_gemm *q = &p->gemms[gi];
+            CUdeviceptr a = where_is(&q->a, m->gemm_globals[3 * gi], in, out, vars, arena, errs);
+            CUdeviceptr b =
+                where_is(&q->b, m->gemm_globals[3 * gi + 1], in, out, vars, arena, errs);
+            CUdeviceptr c =
+                where_is(&q->c, m->gemm_globals[3 * gi + 2], in, out, vars, arena, errs);
+            if (!blas && (rc = blas_take(cu->blas, &blas, status))) goto sync;
+            if ((rc = run_gemm(cu, blas, stream, q, a + q->a_at, b + q->b_at, c + q->c_at, status)))
+                goto sync;
+            continue;
+        }
+        int k = p->steps[st].index;
         const cg_gpu_kernel *kn = &p->kernels[k];
         CUdeviceptr small[CG_GPU_MAX_PARAMS];
         void *args[CG_GPU_MAX_PARAMS];
@@ -419,6 +631,7 @@ sync:
         if (errs_host[k]) rc = cg_gpu_program_error(p, k, errs_host[k], status);
     if (rc == KILN_OK) ir_status_ok(status);
 done:
+    if (blas) blas_give(cu->blas, blas);
     if (stream) cu->StreamDestroy(stream);
     if (block) rt_cuda_free(cu, block);
     ir_free(errs_host);

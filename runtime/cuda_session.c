@@ -68,6 +68,14 @@ int rt_cuda_session_init(kiln_session *s, kiln_status *status)
     const char *lib = getenv("KILN_CUDA_DRIVER"); /* another driver library, for tests */
     cs->cu = rt_cuda_open(lib && *lib ? lib : NULL, 0, status);
     if (!cs->cu) goto fail;
+    /* cuBLAS only when the graph has a product for it */
+    for (int i = 0; i < s->graph->nnodes; i++) {
+        ir_op op = s->graph->nodes[i].op;
+        if (op != IR_OP_MatMul && op != IR_OP_Gemm) continue;
+        const char *blas = getenv("KILN_CUBLAS"); /* another cuBLAS library, for tests */
+        if (rt_cuda_load_cublas(cs->cu, blas && *blas ? blas : NULL, status)) goto fail;
+        break;
+    }
     cs->nnodes = s->nnodes;
     cs->vars = ir_calloc((size_t)s->nnodes + 1, sizeof(rt_devptr));
     if (!cs->vars) {
@@ -206,8 +214,18 @@ int rt_cuda_session_run(kiln_session *s, const rt_run_request *r, kiln_status *s
         out[i] = r->output_values[i]->data;
     }
     for (int k = 0; k < p->nvars; k++) vars[k] = cs->vars[p->var_nodes[k]];
-    pthread_rwlock_rdlock(&s->vars_lock); /* a restore rewrites them */
+    /* A restore rewrites the variables; a run that assigns them is
+     * serialized with every other run and copies them back to the host,
+     * so kiln_session_variable and checkpoints see the new values. */
+    if (p->writes_vars)
+        pthread_rwlock_wrlock(&s->vars_lock);
+    else
+        pthread_rwlock_rdlock(&s->vars_lock);
     rc = rt_cuda_run(c->mod, in, out, vars, status);
+    for (int k = 0; rc == KILN_OK && p->writes_vars && k < p->nvars; k++) {
+        kiln_tensor *t = s->vars[p->var_nodes[k]];
+        rc = rt_cuda_download(cs->cu, t->data, vars[k], kiln_tensor_nbytes(t), status);
+    }
     pthread_rwlock_unlock(&s->vars_lock);
 done:
     ir_free(in);

@@ -28,6 +28,17 @@ const char *rt_cuda_device_name(const rt_cuda *cu);
 /* The device's compute capability as 10 * major + minor (90 for sm_90). */
 int rt_cuda_sm(const rt_cuda *cu);
 
+/* cuBLAS, loaded with dlopen like the driver: `lib`, or NULL for the
+ * first of libcublas.so.12, libcublas.so.13, libcublas.so that loads.
+ * NULL with status "cuBLAS not found (libcublas.so.12: <dlerror>)" or a
+ * missing entry point named. Thread-safe: concurrent runs take handles of
+ * their own from a small pool. */
+typedef struct rt_cublas rt_cublas;
+rt_cublas *rt_cublas_open(const char *lib, kiln_status *status);
+void rt_cublas_close(rt_cublas *b);
+/* Loads cuBLAS for cu's programs (once; cu owns it). */
+int rt_cuda_load_cublas(rt_cuda *cu, const char *lib, kiln_status *status);
+
 /* Device memory (the calling thread is bound to the context). */
 int rt_cuda_alloc(rt_cuda *cu, size_t bytes, rt_devptr *p, kiln_status *status);
 void rt_cuda_free(rt_cuda *cu, rt_devptr p);
@@ -40,12 +51,11 @@ typedef struct rt_cuda_module rt_cuda_module;
 rt_cuda_module *rt_cuda_load(rt_cuda *cu, const cg_gpu_program *p, kiln_status *status);
 void rt_cuda_unload(rt_cuda_module *m);
 
-/* Runs a loaded program: copies inputs[i] (host) to the device, launches
- * the kernels in order on a stream of its own with a device arena of the
- * planned size, copies each fetched value to outputs[i] (host) and checks
- * the kernels' error words. vars[k] are the device copies of the
- * variables. Safe from several threads at once (each run has its own
- * stream and device memory). */
+/* Runs a loaded program: copies inputs[i] (host) to the device, runs the
+ * steps (kernel launches and cuBLAS calls) in order on a stream of its own with a device arena of
+ * the planned size, copies each fetched value to outputs[i] (host) and checks the kernels' error
+ * words. vars[k] are the device copies of the variables. Safe from several threads at once (each
+ * run has its own stream and device memory). */
 int rt_cuda_run(rt_cuda_module *m, const void *const *inputs, void *const *outputs,
                 const rt_devptr *vars, kiln_status *status);
 

@@ -224,6 +224,164 @@ static void test_runs_on_device(void **state)
     }
 }
 
+/* cuBLAS is loaded with dlopen too: a missing library and a library
+ * without the cuBLAS API are clear errors that leak nothing. */
+static void test_cublas_missing(void **state)
+{
+    (void)state;
+    kiln_status *st = kiln_status_new();
+    assert_null(rt_cublas_open("libkiln-no-such-cublas.so.12", st));
+    assert_int_equal(kiln_status_code(st), KILN_ERR_NOT_FOUND);
+    if (strncmp(kiln_status_message(st), "cuBLAS not found (libkiln-no-such-cublas.so.12: ", 48) !=
+        0)
+        fail_msg("message: %s", kiln_status_message(st));
+    assert_null(rt_cublas_open("libm.so.6", st));
+    assert_int_equal(kiln_status_code(st), KILN_ERR_NOT_FOUND);
+    if (!strstr(kiln_status_message(st), "libm.so.6 has no cublasCreate_v2"))
+        fail_msg("message: %s", kiln_status_message(st));
+    /* the toolkit's own cuBLAS, where installed: every entry point resolves
+     * (no GPU needed to load it). Not under AddressSanitizer: cuBLAS's own
+     * static C++ runtime allocates a pool at load that LeakSanitizer
+     * reports once the library is closed. */
+    const char *real = "/usr/local/cuda/lib64/libcublas.so";
+#if defined(__SANITIZE_ADDRESS__)
+    real = "";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    real = "";
+#endif
+#endif
+    if (*real && access(real, R_OK) == 0) {
+        rt_cublas *b = rt_cublas_open(real, st);
+        if (!b) fail_msg("%s: %s", real, kiln_status_message(st));
+        rt_cublas_close(b);
+    }
+    kiln_status_free(st);
+}
+
+/* With a driver: a session whose graph has a MatMul fails at creation
+ * when cuBLAS is missing (KILN_CUBLAS points at no library); one without
+ * a product does not load cuBLAS at all. */
+static void test_session_without_cublas(void **state)
+{
+    (void)state;
+    if (!have_driver()) return;
+    kiln_graph *g = kiln_graph_new();
+    int64_t d[2] = {4, 4};
+    kiln_value ph[2] = {kiln_placeholder(g, "a", KILN_F32, 2, d),
+                        kiln_placeholder(g, "b", KILN_F32, 2, d)};
+    kiln_op(g, "MatMul", ph, 2, NULL);
+    kiln_graph *plain = kiln_graph_new();
+    kiln_value x = kiln_placeholder(plain, "x", KILN_F32, 2, d);
+    kiln_op(plain, "Relu", &x, 1, NULL);
+    kiln_status *st = kiln_status_new();
+    setenv("KILN_CUBLAS", "libkiln-no-such-cublas.so.12", 1);
+    kiln_session *s2 = cuda_session(plain, st);
+    kiln_session *s = cuda_session(g, st);
+    unsetenv("KILN_CUBLAS");
+    assert_null(s);
+    if (!strstr(kiln_status_message(st), "cuBLAS not found (libkiln-no-such-cublas.so.12: "))
+        fail_msg("message: %s", kiln_status_message(st));
+    assert_non_null(s2);
+    kiln_session_free(s2);
+    kiln_status_free(st);
+    kiln_graph_free(g);
+    kiln_graph_free(plain);
+}
+
+/* The data-movement, pooling and product kernels against the CPU. */
+static void test_more_ops_on_device(void **state)
+{
+    (void)state;
+    if (!have_driver()) return;
+    kiln_graph *g = kiln_graph_new();
+    int64_t dx[4] = {2, 3, 9, 7}, dw[2] = {7, 5}, db[3] = {2, 7, 4};
+    kiln_value ph[3] = {kiln_placeholder(g, "x", KILN_F32, 4, dx),
+                        kiln_placeholder(g, "w", KILN_F32, 2, dw),
+                        kiln_placeholder(g, "bm", KILN_F32, 3, db)};
+    kiln_value outs[16];
+    int n = 0;
+    kiln_attrs *a = kiln_attrs_new();
+    kiln_attrs_ints(a, "starts", (int64_t[]){-1, 1}, 2);
+    kiln_attrs_ints(a, "ends", (int64_t[]){-100, 8}, 2);
+    kiln_attrs_ints(a, "axes", (int64_t[]){2, 3}, 2);
+    kiln_attrs_ints(a, "steps", (int64_t[]){-2, 3}, 2);
+    outs[n++] = kiln_op(g, "Slice", ph, 1, a);
+    kiln_attrs_free(a);
+    kiln_value cat[2] = {ph[0], ph[0]};
+    outs[n++] = kiln_concat(g, cat, 2, 2);
+    a = kiln_attrs_new();
+    kiln_attrs_ints(a, "pads", (int64_t[]){0, 1, 2, 3, 1, 0, 1, 2}, 8);
+    kiln_attrs_string(a, "mode", "reflect");
+    outs[n++] = kiln_op(g, "Pad", ph, 1, a);
+    kiln_attrs_free(a);
+    outs[n++] = kiln_tile(g, ph[0], (int64_t[]){1, 2, 1, 3}, 4);
+    int64_t ni = 4;
+    kiln_tensor *it = kiln_tensor_new(KILN_I64, 1, &ni);
+    int64_t *iv = kiln_tensor_data(it);
+    iv[0] = 2, iv[1] = -1, iv[2] = 0, iv[3] = 5;
+    outs[n++] = kiln_gather(g, ph[0], kiln_constant(g, "idx", it), 2);
+    kiln_tensor_free(it);
+    kiln_pool2d_options po;
+    kiln_pool2d_options_init(&po, 3, 3);
+    po.strides[0] = po.strides[1] = 2;
+    po.pads[0] = po.pads[1] = po.pads[2] = po.pads[3] = 1;
+    po.ceil_mode = 1;
+    outs[n++] = kiln_max_pool2d(g, ph[0], &po);
+    outs[n++] = kiln_avg_pool2d(g, ph[0], &po);
+    outs[n++] = kiln_softmax(g, ph[0], 1);
+    kiln_tensor *ts = tu_random(KILN_F32, 1, (int64_t[]){7}, -1, 1, 4);
+    kiln_value ln[2] = {ph[0], kiln_constant(g, "scale", ts)};
+    kiln_tensor_free(ts);
+    outs[n++] = kiln_op(g, "LayerNormalization", ln, 2, NULL);
+    kiln_value mm = kiln_matmul(g, ph[0], ph[1]);
+    outs[n++] = mm;
+    outs[n++] =
+        kiln_relu(g, kiln_add(g, kiln_matmul(g, ph[2], ph[1]), kiln_scalar(g, KILN_F32, 0.1)));
+    assert_null(kiln_graph_error(g));
+    kiln_tensor *feeds[3] = {tu_random(KILN_F32, 4, dx, -1, 1, 1),
+                             tu_random(KILN_F32, 2, dw, -1, 1, 2),
+                             tu_random(KILN_F32, 3, db, -1, 1, 3)};
+    diff_on_device(g, n, outs, 3, ph, feeds, 1e-4);
+    for (int i = 0; i < 3; i++) kiln_tensor_free(feeds[i]);
+    kiln_graph_free(g);
+}
+
+/* An SGD step on the device: the variable changes there and the host copy
+ * (kiln_session_variable) follows. */
+static void test_assign_on_device(void **state)
+{
+    (void)state;
+    if (!have_driver()) return;
+    kiln_graph *g = kiln_graph_new();
+    int64_t d[1] = {5};
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 1, d);
+    kiln_tensor *init = kiln_tensor_new(KILN_F32, 1, d);
+    kiln_value w = kiln_variable(g, "w", init);
+    kiln_tensor_free(init);
+    kiln_value upd =
+        kiln_assign(g, w, kiln_sub(g, w, kiln_mul(g, kiln_scalar(g, KILN_F32, 0.5), x)));
+    kiln_status *st = kiln_status_new();
+    kiln_session *s = cuda_session(g, st);
+    if (!s) fail_msg("%s", kiln_status_message(st));
+    kiln_tensor *feed = kiln_tensor_new(KILN_F32, 1, d);
+    float *fx = kiln_tensor_data(feed);
+    for (int i = 0; i < 5; i++) fx[i] = (float)i;
+    for (int r = 0; r < 2; r++) {
+        kiln_session_run(s, &x, &feed, 1, NULL, NULL, 0, &upd, 1, st);
+        if (kiln_status_code(st)) fail_msg("%s", kiln_status_message(st));
+    }
+    kiln_tensor *now = kiln_session_variable(s, w, st);
+    assert_non_null(now);
+    const float *wv = kiln_tensor_data(now);
+    for (int i = 0; i < 5; i++) assert_true(wv[i] == -(float)i);
+    kiln_tensor_free(now);
+    kiln_tensor_free(feed);
+    kiln_session_free(s);
+    kiln_status_free(st);
+    kiln_graph_free(g);
+}
+
 /* An op the CUDA backend cannot compile yet: the run fails and names it. */
 static void test_unimplemented_on_device(void **state)
 {
@@ -233,7 +391,10 @@ static void test_unimplemented_on_device(void **state)
     int64_t d[2] = {4, 4};
     kiln_value ph[2] = {kiln_placeholder(g, "a", KILN_F32, 2, d),
                         kiln_placeholder(g, "b", KILN_F32, 2, d)};
-    kiln_value v = kiln_op(g, "MatMul", ph, 2, NULL);
+    kiln_attrs *a = kiln_attrs_new();
+    kiln_attrs_int(a, "k", 2);
+    kiln_value v = kiln_op(g, "TopK", ph, 1, a);
+    kiln_attrs_free(a);
     kiln_status *st = kiln_status_new();
     kiln_session *s = cuda_session(g, st);
     if (!s) fail_msg("%s", kiln_status_message(st));
@@ -243,7 +404,7 @@ static void test_unimplemented_on_device(void **state)
     kiln_session_run(s, ph, feeds, 2, &v, &out, 1, NULL, 0, st);
     assert_null(out);
     assert_int_equal(kiln_status_code(st), KILN_ERR_UNIMPLEMENTED);
-    assert_non_null(strstr(kiln_status_message(st), "the CUDA backend cannot compile MatMul yet"));
+    assert_non_null(strstr(kiln_status_message(st), "the CUDA backend cannot compile TopK yet"));
     kiln_tensor_free(feeds[0]);
     kiln_tensor_free(feeds[1]);
     kiln_session_free(s);
@@ -290,6 +451,8 @@ int main(void)
         TU_TEST(test_session_without_driver), TU_TEST(test_session_allocation_failures),
         TU_TEST(test_bad_device_option),      TU_TEST(test_cli_device),
         TU_TEST(test_runs_on_device),         TU_TEST(test_unimplemented_on_device),
+        TU_TEST(test_cublas_missing),         TU_TEST(test_session_without_cublas),
+        TU_TEST(test_more_ops_on_device),     TU_TEST(test_assign_on_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -142,6 +142,8 @@ static int op_all_dtypes(const char *op, const ir_opdef *def, kiln_graph *g, kil
             kiln_graph *probe = kiln_graph_new();
             kiln_attrs *a = kiln_attrs_new();
             if (!strcmp(op, "Cast")) kiln_attrs_dtype(a, "to", ALL[to]);
+            if (!strcmp(op, "BitShift"))
+                kiln_attrs_string(a, "direction", d % 2 ? "LEFT" : "RIGHT");
             if (!strcmp(op, "Clip")) {
                 kiln_attrs_float(a, "min", -1);
                 kiln_attrs_float(a, "max", 2);
@@ -455,6 +457,369 @@ static void test_shape_ops(void **state)
     kiln_graph_free(g);
 }
 
+static kiln_value op_with(kiln_graph *g, const char *op, const kiln_value *in, int n, kiln_attrs *a)
+{
+    kiln_value v = kiln_op(g, op, in, n, a);
+    kiln_attrs_free(a);
+    return v;
+}
+
+static kiln_value slice(kiln_graph *g, kiln_value x, const int64_t *starts, const int64_t *ends,
+                        const int64_t *axes, const int64_t *steps, int n)
+{
+    kiln_attrs *a = kiln_attrs_new();
+    kiln_attrs_ints(a, "starts", starts, n);
+    kiln_attrs_ints(a, "ends", ends, n);
+    if (axes) kiln_attrs_ints(a, "axes", axes, n);
+    if (steps) kiln_attrs_ints(a, "steps", steps, n);
+    return op_with(g, "Slice", &x, 1, a);
+}
+
+static kiln_value pad(kiln_graph *g, kiln_value x, const int64_t *pads, int n, const char *mode,
+                      double value)
+{
+    kiln_attrs *a = kiln_attrs_new();
+    kiln_attrs_ints(a, "pads", pads, n);
+    kiln_attrs_string(a, "mode", mode);
+    kiln_attrs_float(a, "value", value);
+    return op_with(g, "Pad", &x, 1, a);
+}
+
+/* Slice (positive, negative and large steps, negative starts, empty
+ * results), Concat, Split (every output fetched), Pad in its three modes
+ * (with negative pads cropping), Tile, over several dtypes. */
+static void test_slice_concat_split_pad_tile(void **state)
+{
+    (void)state;
+    const kiln_dtype dts[] = {KILN_F32, KILN_F16, KILN_I8, KILN_I64, KILN_BOOL, KILN_F64};
+    kiln_graph *g = kiln_graph_new();
+    kiln_value outs[128], phs[16];
+    int n = 0, nph = 0;
+    for (int d = 0; d < 6; d++) {
+        int64_t dims[3] = {4, 6, 5};
+        char name[16];
+        snprintf(name, sizeof name, "x%d", d);
+        kiln_value x = phs[nph++] = kiln_placeholder(g, name, dts[d], 3, dims);
+        snprintf(name, sizeof name, "y%d", d);
+        kiln_value y = phs[nph++] = kiln_placeholder(g, name, dts[d], 3, (int64_t[]){4, 2, 5});
+        outs[n++] = slice(g, x, (int64_t[]){1, 0}, (int64_t[]){3, 5}, (int64_t[]){0, 2}, NULL, 2);
+        outs[n++] = slice(g, x, (int64_t[]){-1, 5}, (int64_t[]){-100, 0}, (int64_t[]){1, 2},
+                          (int64_t[]){-2, -1}, 2);
+        outs[n++] = slice(g, x, (int64_t[]){0, 0, 1}, (int64_t[]){4, 6, 5}, NULL,
+                          (int64_t[]){3, 1000, 2}, 3);
+        outs[n++] = slice(g, x, (int64_t[]){2}, (int64_t[]){2}, (int64_t[]){1}, NULL, 1);
+        kiln_value cat[3] = {x, y, x};
+        outs[n++] = kiln_concat(g, cat, 3, 1);
+        outs[n++] = kiln_concat(g, cat, 2, -2);
+        kiln_value c0[2] = {x, x};
+        outs[n++] = kiln_concat(g, c0, 2, 0);
+        kiln_attrs *a = kiln_attrs_new();
+        kiln_attrs_int(a, "axis", 1);
+        kiln_attrs_ints(a, "split", (int64_t[]){1, 0, 5}, 3);
+        kiln_value s = op_with(g, "Split", &x, 1, a);
+        for (int i = 0; i < 3; i++) outs[n++] = (kiln_value){s.node, i};
+        a = kiln_attrs_new();
+        kiln_attrs_int(a, "axis", 2);
+        kiln_attrs_int(a, "num_outputs", 2);
+        s = op_with(g, "Split", &x, 1, a);
+        for (int i = 0; i < 2; i++) outs[n++] = (kiln_value){s.node, i};
+        outs[n++] = pad(g, x, (int64_t[]){1, 0, 2, 0, 3, -1}, 6, "constant", 1.5);
+        outs[n++] = pad(g, x, (int64_t[]){0, 2, 1, 1, 3, 4}, 6, "reflect", 0);
+        outs[n++] = pad(g, x, (int64_t[]){2, 0, 3, 1, 0, 7}, 6, "edge", 0);
+        outs[n++] = kiln_tile(g, x, (int64_t[]){2, 1, 3}, 3);
+        outs[n++] = kiln_tile(g, y, (int64_t[]){1, 1, 1}, 3);
+    }
+    if (kiln_graph_error(g)) fail_msg("%s", kiln_graph_error(g));
+    cg_gpu_program *p = check_ptx(g, n, outs, nph, phs, "Slice, Concat, Split, Pad, Tile");
+    assert_true(p->nkernels >= 6 * 10);
+    cg_gpu_program_free(p);
+    kiln_graph_free(g);
+}
+
+/* A Split whose other outputs nothing uses: only the fetched piece is
+ * written (the others have no memory). */
+static void test_split_unused_outputs(void **state)
+{
+    (void)state;
+    kiln_graph *g = kiln_graph_new();
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 2, (int64_t[]){6, 4});
+    kiln_attrs *a = kiln_attrs_new();
+    kiln_attrs_int(a, "num_outputs", 3);
+    kiln_value s = op_with(g, "Split", &x, 1, a);
+    kiln_value y = kiln_relu(g, (kiln_value){s.node, 1});
+    if (kiln_graph_error(g)) fail_msg("%s", kiln_graph_error(g));
+    cg_gpu_program *p = check_ptx(g, 1, &y, 1, &x, "Split with unused outputs");
+    cg_gpu_program_free(p);
+    kiln_graph_free(g);
+}
+
+/* Gather (i32 and i64 indices, any axis, scalar indices, a rank-2 index
+ * array) and GatherElements; Where with broadcasting. */
+static void test_gather_and_where(void **state)
+{
+    (void)state;
+    const kiln_dtype dts[] = {KILN_F32, KILN_BF16, KILN_U8, KILN_I32};
+    kiln_graph *g = kiln_graph_new();
+    kiln_value outs[64], phs[24];
+    int n = 0, nph = 0;
+    for (int d = 0; d < 4; d++) {
+        char name[16];
+        snprintf(name, sizeof name, "x%d", d);
+        kiln_value x = phs[nph++] = kiln_placeholder(g, name, dts[d], 3, (int64_t[]){5, 4, 3});
+        snprintf(name, sizeof name, "i%d", d);
+        kiln_value i32 = phs[nph++] = kiln_placeholder(g, name, KILN_I32, 2, (int64_t[]){2, 3});
+        snprintf(name, sizeof name, "j%d", d);
+        kiln_value i64 = phs[nph++] = kiln_placeholder(g, name, KILN_I64, 1, (int64_t[]){7});
+        snprintf(name, sizeof name, "s%d", d);
+        kiln_value sc = phs[nph++] = kiln_placeholder(g, name, KILN_I64, 0, NULL);
+        snprintf(name, sizeof name, "e%d", d);
+        kiln_value ei = phs[nph++] = kiln_placeholder(g, name, KILN_I64, 3, (int64_t[]){5, 2, 3});
+        outs[n++] = kiln_gather(g, x, i32, 0);
+        outs[n++] = kiln_gather(g, x, i64, 1);
+        outs[n++] = kiln_gather(g, x, sc, -1);
+        kiln_attrs *a = kiln_attrs_new();
+        kiln_attrs_int(a, "axis", 1);
+        kiln_value xe[2] = {x, ei};
+        outs[n++] = op_with(g, "GatherElements", xe, 2, a);
+        snprintf(name, sizeof name, "c%d", d);
+        kiln_value cond = phs[nph++] = kiln_placeholder(g, name, KILN_BOOL, 2, (int64_t[]){4, 1});
+        outs[n++] = kiln_where(g, cond, x, kiln_gather(g, x, sc, 0));
+    }
+    if (kiln_graph_error(g)) fail_msg("%s", kiln_graph_error(g));
+    cg_gpu_program *p = check_ptx(g, n, outs, nph, phs, "Gather, GatherElements, Where");
+    cg_gpu_program_free(p);
+    kiln_graph_free(g);
+}
+
+/* MaxPool2D (dilations, pads, ceil_mode) and AveragePool2D (with and
+ * without count_include_pad), f32/f64/f16/bf16; Softmax and LogSoftmax
+ * over a leading and a middle axis; LayerNormalization. */
+static void test_pooling_and_softmax_axes(void **state)
+{
+    (void)state;
+    const kiln_dtype dts[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16};
+    kiln_graph *g = kiln_graph_new();
+    kiln_value outs[64], phs[8];
+    int n = 0;
+    for (int d = 0; d < 4; d++) {
+        char name[16];
+        snprintf(name, sizeof name, "x%d", d);
+        kiln_value x = phs[d] = kiln_placeholder(g, name, dts[d], 4, (int64_t[]){2, 3, 9, 7});
+        kiln_pool2d_options o;
+        kiln_pool2d_options_init(&o, 3, 2);
+        outs[n++] = kiln_max_pool2d(g, x, &o);
+        outs[n++] = kiln_avg_pool2d(g, x, &o);
+        o.strides[0] = 2;
+        o.strides[1] = 3;
+        o.pads[0] = o.pads[1] = o.pads[2] = o.pads[3] = 1;
+        o.ceil_mode = 1;
+        outs[n++] = kiln_max_pool2d(g, x, &o);
+        outs[n++] = kiln_avg_pool2d(g, x, &o);
+        o.count_include_pad = 1;
+        outs[n++] = kiln_avg_pool2d(g, x, &o);
+        kiln_attrs *a = kiln_attrs_new();
+        kiln_attrs_ints(a, "kernel_shape", (int64_t[]){2, 2}, 2);
+        kiln_attrs_ints(a, "dilations", (int64_t[]){2, 3}, 2);
+        kiln_attrs_ints(a, "pads", (int64_t[]){1, 0, 1, 2}, 4);
+        outs[n++] = op_with(g, "MaxPool2D", &x, 1, a);
+        outs[n++] = kiln_softmax(g, x, 0);
+        outs[n++] = kiln_log_softmax(g, x, 2);
+        kiln_value e = kiln_op(g, "Exp", &x, 1, NULL);
+        outs[n++] = kiln_softmax(g, e, 1);
+        /* LayerNormalization over the last two dims (scale broadcast from
+         * [7], bias [9, 7]) and over the last one without a bias */
+        kiln_tensor *ts = kiln_tensor_new(dts[d], 1, (int64_t[]){7});
+        kiln_tensor *tb = kiln_tensor_new(dts[d], 2, (int64_t[]){9, 7});
+        snprintf(name, sizeof name, "s%d", d);
+        kiln_value sc = kiln_constant(g, name, ts);
+        snprintf(name, sizeof name, "b%d", d);
+        kiln_value bi = kiln_constant(g, name, tb);
+        kiln_tensor_free(ts);
+        kiln_tensor_free(tb);
+        kiln_value ln[3] = {x, sc, bi};
+        kiln_attrs *la = kiln_attrs_new();
+        kiln_attrs_int(la, "axis", 2);
+        outs[n++] = op_with(g, "LayerNormalization", ln, 3, la);
+        outs[n++] = kiln_op(g, "LayerNormalization", ln, 2, NULL);
+    }
+    if (kiln_graph_error(g)) fail_msg("%s", kiln_graph_error(g));
+    cg_gpu_program *p = check_ptx(g, n, outs, 4, phs, "pooling and Softmax over other axes");
+    cg_gpu_program_free(p);
+    kiln_graph_free(g);
+}
+
+/* An SGD step, w <- w - 0.1 * x: the Assign kernel writes the variable's
+ * device slot. */
+static void test_assign(void **state)
+{
+    (void)state;
+    kiln_graph *g = kiln_graph_new();
+    int64_t d[2] = {3, 5};
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 2, d);
+    kiln_tensor *init = kiln_tensor_new(KILN_F32, 2, d);
+    kiln_value w = kiln_variable(g, "w", init);
+    kiln_tensor_free(init);
+    kiln_value lr = kiln_scalar(g, KILN_F32, 0.1);
+    kiln_value step = kiln_sub(g, w, kiln_mul(g, lr, x));
+    kiln_value upd = kiln_assign(g, w, step);
+    if (kiln_graph_error(g)) fail_msg("%s", kiln_graph_error(g));
+    cg_gpu_program *p = check_ptx(g, 1, &upd, 1, &x, "Assign");
+    bool var_param = false;
+    for (int k = 0; k < p->nkernels; k++)
+        for (int i = 0; i < p->kernels[k].nparams; i++)
+            var_param |= p->kernels[k].params[i].where == CG_GPU_VAR;
+    assert_true(var_param);
+    assert_true(p->writes_vars);
+    cg_gpu_program_free(p);
+    /* run as a target only: the Assign has no output to write */
+    ir_type xt = {.dtype = KILN_F32, .rank = 2, .dims = {3, 5}};
+    cg_signature sig = {
+        .ninputs = 1, .inputs = &x, .input_types = &xt, .ntargets = 1, .targets = &upd};
+    kiln_status *st = kiln_status_new();
+    p = cg_gpu_compile(g, &sig, NULL, 80, st);
+    if (!p) fail_msg("%s", kiln_status_message(st));
+    assert_true(p->writes_vars);
+    assemble(p->ptx, 80, "a target-only Assign");
+    cg_gpu_program_free(p);
+    kiln_status_free(st);
+    kiln_graph_free(g);
+}
+
+/* The cuBLAS calls of a program, checked field by field. */
+static void expect_gemm(const cg_gpu_gemm *q, int64_t m, int64_t n, int64_t k, bool ta, bool tb,
+                        int64_t lda, int64_t ldb, int64_t batch, int64_t sa, int64_t sb, int64_t sc)
+{
+    if (q->m != m || q->n != n || q->k != k || q->trans_a != ta || q->trans_b != tb ||
+        q->lda != lda || q->ldb != ldb || q->ldc != n || q->batch != batch || q->stride_a != sa ||
+        q->stride_b != sb || q->stride_c != sc)
+        fail_msg("%s: m %lld n %lld k %lld trans %d %d ld %lld %lld %lld batch %lld strides %lld "
+                 "%lld %lld",
+                 q->label, (long long)q->m, (long long)q->n, (long long)q->k, q->trans_a,
+                 q->trans_b, (long long)q->lda, (long long)q->ldb, (long long)q->ldc,
+                 (long long)q->batch, (long long)q->stride_a, (long long)q->stride_b,
+                 (long long)q->stride_c);
+}
+
+/* A graph y = MatMul(a, b) (or Gemm) over placeholders of the given
+ * shapes, compiled and assembled. */
+static cg_gpu_program *product(kiln_dtype dt, int ra, const int64_t *da, int rb, const int64_t *db,
+                               bool gemm, int ta, int tb, bool relu)
+{
+    kiln_graph *g = kiln_graph_new();
+    kiln_value ph[3] = {kiln_placeholder(g, "a", dt, ra, da), kiln_placeholder(g, "b", dt, rb, db)};
+    int nph = 2;
+    kiln_value y;
+    if (gemm) {
+        int64_t n = tb ? db[0] : db[1];
+        ph[nph++] = kiln_placeholder(g, "c", dt, 1, &n);
+        y = kiln_gemm(g, ph[0], ph[1], ph[2], 0.5, 2.0, ta, tb);
+    } else {
+        y = kiln_matmul_t(g, ph[0], ph[1], ta, tb);
+    }
+    if (relu) y = kiln_relu(g, kiln_add(g, y, kiln_scalar(g, dt, 1)));
+    if (kiln_graph_error(g)) fail_msg("%s", kiln_graph_error(g));
+    cg_gpu_program *p = check_ptx(g, 1, &y, nph, ph, "a product");
+    kiln_graph_free(g);
+    for (int s = 0; s < p->nsteps; s++) {
+        const cg_gpu_step *st = &p->steps[s];
+        assert_true(st->kind == CG_GPU_STEP_KERNEL ? st->index < p->nkernels
+                                                   : st->index < p->ngemms);
+    }
+    return p;
+}
+
+/* MatMul and Gemm become cuBLAS steps with the right sizes, leading
+ * dimensions, transposes and batch strides; epilogues and Gemm's C become
+ * generated kernels after them. */
+static void test_matmul_library_steps(void **state)
+{
+    (void)state;
+    /* 2-D */
+    cg_gpu_program *p =
+        product(KILN_F32, 2, (int64_t[]){3, 4}, 2, (int64_t[]){4, 5}, false, 0, 0, false);
+    assert_int_equal(p->ngemms, 1);
+    assert_int_equal(p->nsteps, 1);
+    assert_int_equal(p->steps[0].kind, CG_GPU_STEP_GEMM);
+    expect_gemm(&p->gemms[0], 3, 5, 4, false, false, 4, 5, 1, 0, 0, 0);
+    assert_int_equal(p->gemms[0].a.where, CG_GPU_INPUT);
+    assert_int_equal(p->gemms[0].a.index, 0);
+    assert_int_equal(p->gemms[0].b.index, 1);
+    assert_int_equal(p->gemms[0].c.where, CG_GPU_OUTPUT);
+    assert_true(p->gemms[0].alpha == 1.0);
+    cg_gpu_program_free(p);
+    /* transposed operands */
+    p = product(KILN_F64, 2, (int64_t[]){4, 3}, 2, (int64_t[]){5, 4}, false, 1, 1, false);
+    expect_gemm(&p->gemms[0], 3, 5, 4, true, true, 3, 4, 1, 0, 0, 0);
+    assert_int_equal(p->gemms[0].dtype, KILN_F64);
+    cg_gpu_program_free(p);
+    /* batched, both operands */
+    p = product(KILN_F16, 3, (int64_t[]){2, 3, 4}, 3, (int64_t[]){2, 4, 5}, false, 0, 0, false);
+    assert_int_equal(p->ngemms, 1);
+    expect_gemm(&p->gemms[0], 3, 5, 4, false, false, 4, 5, 2, 12, 20, 15);
+    cg_gpu_program_free(p);
+    /* a shared weight matrix: stride 0 */
+    p = product(KILN_BF16, 4, (int64_t[]){2, 6, 3, 4}, 2, (int64_t[]){4, 5}, false, 0, 0, false);
+    assert_int_equal(p->ngemms, 1);
+    expect_gemm(&p->gemms[0], 3, 5, 4, false, false, 4, 5, 12, 12, 0, 15);
+    cg_gpu_program_free(p);
+    /* batch dims broadcast both ways: one call per leading index */
+    p = product(KILN_F32, 4, (int64_t[]){2, 1, 3, 4}, 4, (int64_t[]){1, 3, 4, 5}, false, 0, 0,
+                false);
+    assert_int_equal(p->ngemms, 2);
+    for (int i = 0; i < 2; i++) {
+        expect_gemm(&p->gemms[i], 3, 5, 4, false, false, 4, 5, 3, 0, 20, 15);
+        assert_int_equal(p->gemms[i].a_at, (size_t)(i * 12 * 4));
+        assert_int_equal(p->gemms[i].b_at, 0);
+        assert_int_equal(p->gemms[i].c_at, (size_t)(i * 45 * 4));
+    }
+    cg_gpu_program_free(p);
+    /* vectors: [K] x [K, N] and [M, K] x [K] */
+    p = product(KILN_F32, 1, (int64_t[]){4}, 2, (int64_t[]){4, 5}, false, 0, 0, false);
+    expect_gemm(&p->gemms[0], 1, 5, 4, false, false, 4, 5, 1, 0, 0, 0);
+    cg_gpu_program_free(p);
+    p = product(KILN_F32, 2, (int64_t[]){3, 4}, 1, (int64_t[]){4}, false, 0, 0, false);
+    expect_gemm(&p->gemms[0], 3, 1, 4, false, false, 4, 1, 1, 0, 0, 0);
+    cg_gpu_program_free(p);
+    /* Gemm with transA, transB, alpha and C: the call, then C's kernel */
+    p = product(KILN_F32, 2, (int64_t[]){4, 3}, 2, (int64_t[]){5, 4}, true, 1, 1, false);
+    assert_int_equal(p->ngemms, 1);
+    expect_gemm(&p->gemms[0], 3, 5, 4, true, true, 3, 4, 1, 0, 0, 0);
+    assert_true(p->gemms[0].alpha == 0.5);
+    assert_int_equal(p->nsteps, 2);
+    assert_int_equal(p->steps[0].kind, CG_GPU_STEP_GEMM);
+    assert_int_equal(p->steps[1].kind, CG_GPU_STEP_KERNEL);
+    cg_gpu_program_free(p);
+    /* a fused epilogue (+ 1, Relu) runs as a generated kernel after the call */
+    p = product(KILN_F32, 2, (int64_t[]){8, 16}, 2, (int64_t[]){16, 32}, false, 0, 0, true);
+    assert_int_equal(p->ngemms, 1);
+    assert_int_equal(p->nkernels, 1);
+    assert_int_equal(p->nsteps, 2);
+    assert_int_equal(p->steps[0].kind, CG_GPU_STEP_GEMM);
+    assert_int_equal(p->steps[1].kind, CG_GPU_STEP_KERNEL);
+    assert_int_equal(p->gemms[0].c.where, CG_GPU_ARENA);
+    cg_gpu_program_free(p);
+}
+
+/* cuBLAS has no integer product: an integer MatMul stays UNIMPLEMENTED,
+ * naming the node and the dtype. */
+static void test_integer_matmul_unimplemented(void **state)
+{
+    (void)state;
+    kiln_graph *g = kiln_graph_new();
+    int64_t d[2] = {4, 4};
+    kiln_value ph[2] = {kiln_placeholder(g, "a", KILN_I32, 2, d),
+                        kiln_placeholder(g, "b", KILN_I32, 2, d)};
+    kiln_value v = kiln_name(g, kiln_matmul(g, ph[0], ph[1]), "mm");
+    kiln_status *st = kiln_status_new();
+    assert_null(compile(g, 1, &v, 2, ph, 90, 2, st));
+    assert_int_equal(kiln_status_code(st), KILN_ERR_UNIMPLEMENTED);
+    if (!strstr(kiln_status_message(st),
+                "MatMul 'mm': the CUDA backend cannot compile MatMul of i32"))
+        fail_msg("message: %s", kiln_status_message(st));
+    kiln_status_free(st);
+    kiln_graph_free(g);
+}
+
 /* -O0 (no graph passes, no LLVM optimization) still gives valid PTX. */
 static void test_opt_level_0(void **state)
 {
@@ -481,13 +846,16 @@ static void test_unimplemented_op(void **state)
     int64_t d[2] = {4, 4};
     kiln_value ph[2] = {kiln_placeholder(g, "a", KILN_F32, 2, d),
                         kiln_placeholder(g, "b", KILN_F32, 2, d)};
-    kiln_value v = kiln_op(g, "MatMul", ph, 2, NULL);
+    kiln_attrs *a = kiln_attrs_new();
+    kiln_attrs_int(a, "k", 2);
+    kiln_value v = kiln_op(g, "TopK", ph, 1, a);
+    kiln_attrs_free(a);
     v = kiln_op(g, "Relu", &v, 1, NULL);
     kiln_status *st = kiln_status_new();
     cg_gpu_program *p = compile(g, 1, &v, 2, ph, 90, 2, st);
     assert_null(p);
     assert_int_equal(kiln_status_code(st), KILN_ERR_UNIMPLEMENTED);
-    if (!strstr(kiln_status_message(st), "the CUDA backend cannot compile MatMul yet"))
+    if (!strstr(kiln_status_message(st), "the CUDA backend cannot compile TopK yet"))
         fail_msg("message: %s", kiln_status_message(st));
     kiln_status_free(st);
     kiln_graph_free(g);
@@ -579,6 +947,13 @@ int main(void)
         TU_TEST(test_arg_reductions),
         TU_TEST(test_reduce_and_softmax_with_prologue),
         TU_TEST(test_shape_ops),
+        TU_TEST(test_slice_concat_split_pad_tile),
+        TU_TEST(test_split_unused_outputs),
+        TU_TEST(test_gather_and_where),
+        TU_TEST(test_pooling_and_softmax_axes),
+        TU_TEST(test_assign),
+        TU_TEST(test_matmul_library_steps),
+        TU_TEST(test_integer_matmul_unimplemented),
         TU_TEST(test_random_chains),
         TU_TEST(test_generator_graphs),
         TU_TEST(test_opt_level_0),
