@@ -19,6 +19,11 @@
 
 bool onnx_failed(const onnx_ctx *cx) { return cx->st->code != KILN_OK; }
 
+static const char *node_label(const Onnx__NodeProto *n)
+{
+    return n->name && *n->name ? n->name : (n->n_output && n->output[0] ? n->output[0] : "?");
+}
+
 int onnx_error(onnx_ctx *cx, int code, const char *fmt, ...)
 {
     if (onnx_failed(cx)) return cx->st->code;
@@ -27,11 +32,14 @@ int onnx_error(onnx_ctx *cx, int code, const char *fmt, ...)
     char *msg = ir_vasprintf(fmt, ap);
     va_end(ap);
     const Onnx__NodeProto *n = cx->node;
+    const Onnx__NodeProto *own = cx->outer ? cx->outer->owner : NULL;
+    if (own == n) own = NULL;
     if (n)
-        ir_set_status(cx->st, code, "%s: node '%s' (%s, opset %d): %s", cx->path,
-                      n->name && *n->name ? n->name
-                                          : (n->n_output && n->output[0] ? n->output[0] : "?"),
-                      n->op_type ? n->op_type : "?", cx->opset, msg ? msg : "out of memory");
+        ir_set_status(cx->st, code, "%s: node '%s' (%s, opset %d)%s%s%s%s%s: %s", cx->path,
+                      node_label(n), n->op_type ? n->op_type : "?", cx->opset,
+                      own ? " in a subgraph of node '" : "", own ? node_label(own) : "",
+                      own ? "' (" : "", own && own->op_type ? own->op_type : "", own ? ")" : "",
+                      msg ? msg : "out of memory");
     else
         ir_set_status(cx->st, code, "%s: %s", cx->path, msg ? msg : "out of memory");
     if (!msg) cx->st->code = KILN_ERR_OUT_OF_MEMORY;
@@ -138,6 +146,15 @@ static int fold(onnx_ctx *cx, int op, const kiln_value *in, int nin, const kiln_
         onnx_error(cx, code, "evaluating constant %s: %s", def->name, st.message);
         goto done;
     }
+    /* Unrolled control flow can fold the same large constant once per
+     * iteration: bound what a small file can make the importer hold. */
+    for (int k = 0; cx->depth && k < n->noutputs; k++) cx->unrolled_bytes += kiln_tensor_nbytes(res[k]);
+    if (cx->unrolled_bytes > ONNX_MAX_UNROLL_BYTES) {
+        onnx_error(cx, KILN_ERR_UNIMPLEMENTED,
+                   "the constants folded in unrolled control flow pass %zu MiB (the limit)",
+                   ONNX_MAX_UNROLL_BYTES >> 20);
+        goto done;
+    }
     for (int k = 0; k < n->noutputs; k++) {
         kiln_value c = onnx_const(cx, res[k]);
         if (!kiln_value_ok(c)) goto done;
@@ -202,12 +219,20 @@ kiln_value onnx_op2(onnx_ctx *cx, const char *op, kiln_value a, kiln_value b)
 
 /* ---- the ONNX value map ---- */
 
+/* The innermost binding of name: this graph's, then the enclosing ones'. */
 static int value_lookup(const onnx_ctx *cx, const char *name, kiln_value *v)
 {
     int i = ir_strmap_get(&cx->names, name);
-    if (i < 0) return -1;
-    *v = cx->vals[i];
-    return 0;
+    if (i >= 0) {
+        *v = cx->vals[i];
+        return 0;
+    }
+    for (const onnx_scope *s = cx->outer; s; s = s->outer)
+        if ((i = ir_strmap_get(&s->names, name)) >= 0) {
+            *v = s->vals[i];
+            return 0;
+        }
+    return -1;
 }
 
 static bool claim(onnx_ctx *cx, int node)
@@ -267,7 +292,9 @@ static int bind(onnx_ctx *cx, const char *name, kiln_value v)
     if (!ir_strmap_put(&cx->names, name, cx->nvals))
         return onnx_error(cx, KILN_ERR_OUT_OF_MEMORY, "out of memory");
     cx->vals[cx->nvals++] = v;
-    return name_node(cx, v, name);
+    /* A subgraph may be inlined many times (unrolled loops): its values
+     * keep the names kiln gives them. */
+    return cx->depth ? KILN_OK : name_node(cx, v, name);
 }
 
 /* ---- model checks ---- */
@@ -290,35 +317,67 @@ static int find_opset(onnx_ctx *cx, const Onnx__ModelProto *m)
     return KILN_OK;
 }
 
-/* One error listing every op type (with its opset and the reason when
- * known) that kiln cannot import, and how many nodes use each. */
-static int check_ops(onnx_ctx *cx, const Onnx__GraphProto *gp)
+/* The subgraphs an attribute holds (g, or graphs): *n of them. */
+static Onnx__GraphProto *const *attr_graphs(const Onnx__AttributeProto *a, size_t *n)
 {
-    ir_strmap seen = {0};
-    ir_buf b = {0};
-    int distinct = 0, nodes = 0;
-    bool oom = false;
-    for (size_t i = 0; i < gp->n_node; i++) {
+    if (a->g) {
+        *n = 1;
+        return &a->g;
+    }
+    *n = a->n_graphs;
+    return a->graphs;
+}
+
+typedef struct {
+    ir_strmap seen;
+    ir_buf b;
+    int distinct, nodes;
+    bool oom;
+} unsupported_list;
+
+/* Adds gp's unsupported ops (and those of its subgraphs) to the list. */
+static void list_unsupported(onnx_ctx *cx, const Onnx__GraphProto *gp, unsupported_list *l)
+{
+    for (size_t i = 0; i < gp->n_node && !l->oom; i++) {
         const Onnx__NodeProto *n = gp->node[i];
+        for (size_t k = 0; k < n->n_attribute; k++) {
+            size_t ng;
+            Onnx__GraphProto *const *gs = attr_graphs(n->attribute[k], &ng);
+            for (size_t j = 0; j < ng; j++)
+                if (gs[j]) list_unsupported(cx, gs[j], l);
+        }
         const char *why = NULL;
         const char *dom = n->domain ? n->domain : "";
         if (onnx_find_op(dom, n->op_type, cx->opset, &why)) continue;
-        nodes++;
+        l->nodes++;
         char key[256];
         snprintf(key, sizeof key, "%s%s%s", dom, *dom ? "." : "", n->op_type);
-        if (ir_strmap_get(&seen, key) >= 0) continue;
+        if (ir_strmap_get(&l->seen, key) >= 0) continue;
         char *k = ir_strdup(key);
-        if (!k || !ir_strmap_put(&seen, k, distinct)) {
+        if (!k || !ir_strmap_put(&l->seen, k, l->distinct)) {
             ir_free(k);
-            oom = true;
+            l->oom = true;
             break;
         }
         if (*dom && strcmp(dom, "ai.onnx"))
-            ir_buf_printf(&b, "%s%s (%s)", distinct++ ? ", " : "", key, why ? why : "unsupported");
+            ir_buf_printf(&l->b, "%s%s (%s)", l->distinct++ ? ", " : "", key, why ? why : "unsupported");
         else
-            ir_buf_printf(&b, "%s%s (opset %d%s%s)", distinct++ ? ", " : "", key, cx->opset,
+            ir_buf_printf(&l->b, "%s%s (opset %d%s%s)", l->distinct++ ? ", " : "", key, cx->opset,
                           why ? ": " : "", why ? why : "");
     }
+}
+
+/* One error listing every op type (with its opset and the reason when
+ * known) that kiln cannot import, and how many nodes use each, subgraphs
+ * included (check_graph bounded their nesting). */
+static int check_ops(onnx_ctx *cx, const Onnx__GraphProto *gp)
+{
+    unsupported_list l = {0};
+    list_unsupported(cx, gp, &l);
+    ir_strmap seen = l.seen;
+    ir_buf b = l.b;
+    int distinct = l.distinct, nodes = l.nodes;
+    bool oom = l.oom;
     for (size_t i = 0; i < seen.cap; i++) ir_free((void *)seen.keys[i]);
     ir_strmap_free(&seen);
     char *list = ir_buf_take(&b);
@@ -336,9 +395,13 @@ static int check_ops(onnx_ctx *cx, const Onnx__GraphProto *gp)
 static bool str_ok(const char *s) { return s != NULL; }
 
 /* Basic shape of the graph message: no NULL entries, names present,
- * bounded counts. */
-static int check_graph(onnx_ctx *cx, const Onnx__GraphProto *gp)
+ * bounded counts, subgraphs (checked the same way) nested at most
+ * ONNX_MAX_SUBGRAPH_DEPTH deep. */
+static int check_graph(onnx_ctx *cx, const Onnx__GraphProto *gp, int depth)
 {
+    if (depth > ONNX_MAX_SUBGRAPH_DEPTH)
+        return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "subgraphs nest more than %d deep",
+                          ONNX_MAX_SUBGRAPH_DEPTH);
     if (gp->n_node > ONNX_MAX_NODES)
         return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "%zu nodes; the limit is %d", gp->n_node,
                           ONNX_MAX_NODES);
@@ -358,6 +421,17 @@ static int check_graph(onnx_ctx *cx, const Onnx__GraphProto *gp)
         for (size_t k = 0; k < n->n_attribute; k++)
             if (!n->attribute[k] || !n->attribute[k]->name)
                 return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "node %zu: attribute %zu has no name", i, k);
+        for (size_t k = 0; k < n->n_attribute; k++) {
+            size_t ng;
+            Onnx__GraphProto *const *gs = attr_graphs(n->attribute[k], &ng);
+            for (size_t j = 0; j < ng; j++) {
+                int rc = gs[j] ? check_graph(cx, gs[j], depth + 1)
+                               : onnx_error(cx, KILN_ERR_INVALID_ARGUMENT,
+                                            "node %zu: attribute '%s' holds an empty graph", i,
+                                            n->attribute[k]->name);
+                if (rc) return rc;
+            }
+        }
     }
     for (size_t i = 0; i < gp->n_initializer; i++)
         if (!gp->initializer[i] || !gp->initializer[i]->name || !*gp->initializer[i]->name)
@@ -373,9 +447,58 @@ static int check_graph(onnx_ctx *cx, const Onnx__GraphProto *gp)
     return KILN_OK;
 }
 
-/* Orders the nodes so each comes after the producers of its inputs
- * (Kahn's algorithm). Inputs must be graph inputs, initializers or outputs
- * of nodes; a cycle is an error. order gets n_node indices. */
+/* Calls fn(ud, name) for each value name the nodes of n's subgraphs use,
+ * at any depth: such a value may come from the graph around n, which
+ * must then produce it before n. Stops when fn returns false. */
+static bool each_subgraph_input(const Onnx__NodeProto *n, int depth,
+                                bool (*fn)(void *, const char *), void *ud)
+{
+    if (depth > ONNX_MAX_SUBGRAPH_DEPTH) return true; /* check_graph refused it */
+    for (size_t k = 0; k < n->n_attribute; k++) {
+        size_t ng;
+        Onnx__GraphProto *const *gs = attr_graphs(n->attribute[k], &ng);
+        for (size_t j = 0; j < ng; j++)
+            for (size_t i = 0; gs[j] && i < gs[j]->n_node; i++) {
+                const Onnx__NodeProto *m = gs[j]->node[i];
+                for (size_t q = 0; q < m->n_input; q++)
+                    if (*m->input[q] && !fn(ud, m->input[q])) return false;
+                if (!each_subgraph_input(m, depth + 1, fn, ud)) return false;
+            }
+    }
+    return true;
+}
+
+typedef struct {
+    const ir_strmap *producer;
+    int node;       /* the node whose subgraphs are walked */
+    int *start, *indeg, *adj, *fill;
+    size_t nedges;
+} implicit_edges;
+
+static bool count_implicit(void *ud, const char *name)
+{
+    implicit_edges *e = ud;
+    int p = ir_strmap_get(e->producer, name);
+    if (p >= 0 && p != e->node) {
+        e->start[p + 1]++;
+        e->indeg[e->node]++;
+        e->nedges++;
+    }
+    return true;
+}
+
+static bool fill_implicit(void *ud, const char *name)
+{
+    implicit_edges *e = ud;
+    int p = ir_strmap_get(e->producer, name);
+    if (p >= 0 && p != e->node) e->adj[e->fill[p]++] = e->node;
+    return true;
+}
+
+/* Orders the nodes so each comes after the producers of its inputs and of
+ * the outer values its subgraphs use (Kahn's algorithm). Inputs must be
+ * graph inputs, initializers, outputs of nodes or (in a subgraph) values
+ * of an enclosing graph; a cycle is an error. order gets n_node indices. */
 static int topo_sort(onnx_ctx *cx, const Onnx__GraphProto *gp, int *order)
 {
     size_t nn = gp->n_node, nedges = 0;
@@ -413,7 +536,7 @@ static int topo_sort(onnx_ctx *cx, const Onnx__GraphProto *gp, int *order)
                 start[p + 1]++;
                 indeg[i]++;
                 nedges++;
-            } else if (ir_strmap_get(&known, in) < 0) {
+            } else if (ir_strmap_get(&known, in) < 0 && value_lookup(cx, in, &(kiln_value){0}) < 0) {
                 cx->node = n;
                 rc = onnx_error(cx, KILN_ERR_INVALID_ARGUMENT,
                                 "input %zu '%s' is neither a graph input, an initializer nor the "
@@ -422,6 +545,9 @@ static int topo_sort(onnx_ctx *cx, const Onnx__GraphProto *gp, int *order)
                 goto done;
             }
         }
+        implicit_edges ie = {.producer = &producer, .node = (int)i, .start = start, .indeg = indeg};
+        each_subgraph_input(n, cx->depth + 1, count_implicit, &ie);
+        nedges += ie.nedges;
     }
     for (size_t i = 0; i < nn; i++) start[i + 1] += start[i];
     adj = ir_malloc(sizeof(int) * (nedges ? nedges : 1));
@@ -434,6 +560,8 @@ static int topo_sort(onnx_ctx *cx, const Onnx__GraphProto *gp, int *order)
             int p = *n->input[k] ? ir_strmap_get(&producer, n->input[k]) : -1;
             if (p >= 0) adj[fill[p]++] = (int)i;
         }
+        implicit_edges ie = {.producer = &producer, .node = (int)i, .adj = adj, .fill = fill};
+        each_subgraph_input(n, cx->depth + 1, fill_implicit, &ie);
     }
     /* Ready nodes in file order, so a sorted file keeps its order. */
     size_t head = 0, tail = 0;
@@ -640,6 +768,89 @@ done:
     return rc;
 }
 
+/* ---- subgraphs (If branches, Scan and Loop bodies) ---- */
+
+int onnx_import_subgraph(onnx_ctx *cx, const Onnx__GraphProto *gp, const char *what,
+                         const kiln_value *in, int nin, kiln_value *out, int nout)
+{
+    for (int k = 0; k < nout; k++) out[k] = kiln_value_invalid();
+    if (onnx_failed(cx)) return cx->st->code;
+    if (!gp) return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "the %s subgraph is missing", what);
+    if (cx->depth >= ONNX_MAX_SUBGRAPH_DEPTH)
+        return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "subgraphs nest more than %d deep",
+                          ONNX_MAX_SUBGRAPH_DEPTH);
+    if ((size_t)nin != gp->n_input || (size_t)nout != gp->n_output)
+        return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT,
+                          "the %s subgraph has %zu inputs and %zu outputs; %d and %d expected",
+                          what, gp->n_input, gp->n_output, nin, nout);
+    if (cx->g->nnodes + gp->n_node > ONNX_MAX_UNROLL_NODES)
+        return onnx_error(cx, KILN_ERR_UNIMPLEMENTED,
+                          "inlining the %s subgraph (%zu nodes) would take the graph past %d "
+                          "nodes (the limit on unrolled control flow)",
+                          what, gp->n_node, ONNX_MAX_UNROLL_NODES);
+    int rc = check_graph(cx, gp, cx->depth + 1);
+    if (rc) return rc;
+    const Onnx__NodeProto *owner = cx->node;
+    /* The enclosing graph's names move into a scope; the subgraph gets an
+     * empty table of its own, freed when it is done. */
+    onnx_scope scope = {.names = cx->names, .vals = cx->vals, .nvals = cx->nvals,
+                        .capvals = cx->capvals, .owner = owner, .outer = cx->outer};
+    memset(&cx->names, 0, sizeof cx->names);
+    cx->vals = NULL;
+    cx->nvals = cx->capvals = 0;
+    cx->outer = &scope;
+    cx->depth++;
+    int *order = ir_malloc(sizeof(int) * (gp->n_node ? gp->n_node : 1));
+    if (!order) {
+        rc = onnx_error(cx, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+        goto done;
+    }
+    if ((rc = topo_sort(cx, gp, order))) goto done;
+    cx->node = owner;
+    for (int k = 0; k < nin && !rc; k++) {
+        if (!ir_value_valid(cx->g, in[k]))
+            rc = onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "%s subgraph input %d ('%s') has no value",
+                            what, k, gp->input[k]->name);
+        else
+            rc = bind(cx, gp->input[k]->name, in[k]);
+    }
+    for (size_t k = 0; k < gp->n_initializer && !rc; k++) {
+        kiln_tensor *t;
+        rc = onnx_tensor_from_proto(gp->initializer[k], cx->dir, gp->initializer[k]->name, &t, cx->st);
+        if (rc) {
+            char *m = ir_strdup(cx->st->message ? cx->st->message : "");
+            ir_set_status(cx->st, rc, "%s: %s subgraph initializer %s", cx->path, what, m ? m : "");
+            ir_free(m);
+            break;
+        }
+        kiln_value v = onnx_const(cx, t);
+        kiln_tensor_free(t);
+        rc = kiln_value_ok(v) ? bind(cx, gp->initializer[k]->name, v) : cx->st->code;
+    }
+    for (size_t k = 0; k < gp->n_node && !rc; k++) rc = convert_node(cx, gp->node[order[k]]);
+    cx->node = owner;
+    for (int k = 0; k < nout && !rc; k++)
+        if (value_lookup(cx, gp->output[k]->name, &out[k]) < 0)
+            rc = onnx_error(cx, KILN_ERR_INVALID_ARGUMENT,
+                            "%s subgraph output '%s' is not produced by any node, input or "
+                            "initializer",
+                            what, gp->output[k]->name);
+done:
+    ir_free(order);
+    ir_free(cx->vals);
+    ir_strmap_free(&cx->names);
+    cx->names = scope.names;
+    cx->vals = scope.vals;
+    cx->nvals = scope.nvals;
+    cx->capvals = scope.capvals;
+    cx->outer = scope.outer;
+    cx->depth--;
+    cx->node = owner;
+    if (rc)
+        for (int k = 0; k < nout; k++) out[k] = kiln_value_invalid();
+    return rc;
+}
+
 /* Declares the graph outputs; each is found by its ONNX name (an Identity
  * named after it when its producer carries another name). */
 static int set_outputs(onnx_ctx *cx, const Onnx__GraphProto *gp)
@@ -698,8 +909,9 @@ static int build(onnx_ctx *cx, const Onnx__ModelProto *m, const char *dir,
 {
     const Onnx__GraphProto *gp = m->graph;
     int rc;
+    cx->dir = dir;
     if ((rc = find_opset(cx, m))) return rc;
-    if ((rc = check_graph(cx, gp))) return rc;
+    if ((rc = check_graph(cx, gp, 0))) return rc;
     if ((rc = check_ops(cx, gp))) return rc;
     int *order = ir_malloc(sizeof(int) * (gp->n_node ? gp->n_node : 1));
     if (!order) return onnx_error(cx, KILN_ERR_OUT_OF_MEMORY, "out of memory");
