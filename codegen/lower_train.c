@@ -141,3 +141,24 @@ int cg_lower_GatherGrad(cg_ctx *c, cg_kernel *k)
     cg_call_void(c, "kk_gather_grad", args, (int)(sizeof args / sizeof args[0]));
     return 0;
 }
+
+int cg_lower_CumProdGrad(cg_ctx *c, cg_kernel *k)
+{
+    if (check_float(c, k)) return -1;
+    const ir_type *x = k->in[0].type;
+    int a;
+    if (!ir_norm_axis(ir_node_int(k->node, "axis"), x->rank, &a))
+        return cg_error(c, k, KILN_ERR_INTERNAL, "axis is out of range");
+    int64_t outer = 1, inner = 1, n = x->dims[a];
+    for (int d = 0; d < a; d++) outer *= x->dims[d];
+    for (int d = a + 1; d < x->rank; d++) inner *= x->dims[d];
+    int64_t lines = outer * inner;
+    k->work = lines > 0 ? lines : 1;
+    k->grain = grain_for(4 * n);
+    if (lines == 0 || n == 0) return 0;
+    LLVMValueRef args[] = {k->in[0].ptr, k->in[1].ptr, k->out[0].ptr, cg_i64(c, x->dtype), cg_i64(c, n),
+                           cg_i64(c, inner), cg_i64(c, ir_node_int(k->node, "exclusive") != 0),
+                           cg_i64(c, ir_node_int(k->node, "reverse") != 0), k->begin, k->end};
+    cg_call_void(c, "kk_cumprod_grad", args, (int)(sizeof args / sizeof args[0]));
+    return 0;
+}

@@ -510,36 +510,49 @@ int ir_grad_Concat(ir_grad_ctx *gx)
     return 0;
 }
 
-/* Slice with steps of 1: the gradient is dy padded with zeros back to x's
- * shape. TODO: other steps (a scatter). */
+/* Slice: along the dims sliced with step 1 the gradient is dy padded with
+ * zeros back to x's size; along a dim with another step (negative ones
+ * included) GatherGrad scatters dy's slices to the positions start + k *
+ * step, zeros elsewhere. GatherGrad's own rule (a Gather) keeps second
+ * order working. */
 int ir_grad_Slice(ir_grad_ctx *gx)
 {
+    kiln_graph *g = gx->g;
     ir_type xt = *vtype(gx, gx->inputs[0]);
-    int n, ne, na, ns;
-    const int64_t *starts = ir_node_ints(&gx->n, "starts", &n);
-    const int64_t *ends = ir_node_ints(&gx->n, "ends", &ne);
-    const int64_t *axes = ir_node_ints(&gx->n, "axes", &na);
-    const int64_t *steps = ir_node_ints(&gx->n, "steps", &ns);
+    int64_t start[IR_MAX_RANK], step[IR_MAX_RANK], len[IR_MAX_RANK];
+    if (ir_slice_geometry(&gx->n, &xt, start, step, len))
+        return ir_grad_error(gx, KILN_ERR_INTERNAL, "invalid slice attributes");
     int64_t pads[2 * IR_MAX_RANK] = {0};
-    for (int i = 0; i < n && i < ne; i++) {
-        if (ns && steps[i] != 1)
-            return ir_grad_error(gx, KILN_ERR_UNIMPLEMENTED, "steps other than 1");
-        int a = i;
-        if (na && !ir_norm_axis(axes[i], xt.rank, &a))
-            return ir_grad_error(gx, KILN_ERR_INTERNAL, "axis out of range");
-        int64_t dim = xt.dims[a];
-        if (dim < 0) return ir_grad_error(gx, KILN_ERR_UNIMPLEMENTED, "a symbolic dim is sliced");
-        int64_t s = starts[i] < 0 ? starts[i] + dim : starts[i];
-        int64_t e = ends[i] < 0 ? ends[i] + dim : ends[i];
-        s = s < 0 ? 0 : s > dim ? dim : s;
-        e = e < 0 ? 0 : e > dim ? dim : e;
-        if (e < s) e = s;
-        pads[a] = s;
-        pads[xt.rank + a] = dim - e;
+    bool any_pad = false;
+    for (int a = 0; a < xt.rank; a++) {
+        if (step[a] == 1 && len[a] == xt.dims[a]) continue;
+        if (xt.dims[a] < 0) return ir_grad_error(gx, KILN_ERR_UNIMPLEMENTED, "a symbolic dim is sliced");
+        if (step[a] != 1) continue;
+        pads[a] = start[a];
+        pads[xt.rank + a] = xt.dims[a] - start[a] - len[a];
+        any_pad = true;
     }
-    kiln_attrs *at = kiln_attrs_new();
-    kiln_attrs_ints(at, "pads", pads, 2 * xt.rank);
-    gx->dx[0] = kiln_op(gx->g, "Pad", &gx->dy[0], 1, at);
-    kiln_attrs_free(at);
-    return 0;
+    kiln_value d = gx->dy[0];
+    if (any_pad) {
+        kiln_attrs *at = kiln_attrs_new();
+        kiln_attrs_ints(at, "pads", pads, 2 * xt.rank);
+        d = kiln_op(g, "Pad", &d, 1, at);
+        kiln_attrs_free(at);
+    }
+    for (int a = 0; a < xt.rank; a++) {
+        if (step[a] == 1) continue;
+        kiln_tensor *idx = kiln_tensor_new(KILN_I64, 1, (int64_t[]){len[a]});
+        if (!idx) return ir_grad_error(gx, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+        int64_t *iv = kiln_tensor_data(idx);
+        for (int64_t k = 0; k < len[a]; k++) iv[k] = start[a] + k * step[a];
+        kiln_value iv_c = kiln_constant(g, NULL, idx);
+        kiln_tensor_free(idx);
+        kiln_attrs *at = kiln_attrs_new();
+        kiln_attrs_int(at, "axis", a);
+        kiln_attrs_int(at, "axis_size", xt.dims[a]);
+        d = kiln_op(g, "GatherGrad", (kiln_value[]){d, iv_c}, 2, at);
+        kiln_attrs_free(at);
+    }
+    gx->dx[0] = d;
+    return kiln_value_ok(d) ? 0 : -1;
 }

@@ -708,3 +708,110 @@ int ir_grad_ScatterElements(ir_grad_ctx *gx)
     }
     return kiln_value_ok(gx->dx[0]) && kiln_value_ok(gx->dx[2]) ? 0 : -1;
 }
+
+/* CumProd: CumProdGrad runs the two recurrences (ir/ops/train.c), with no
+ * division by x, so zeros in x get their exact gradient. */
+int ir_grad_CumProd(ir_grad_ctx *gx)
+{
+    kiln_attrs *at = kiln_attrs_new();
+    kiln_attrs_int(at, "axis", ir_node_int(&gx->n, "axis"));
+    kiln_attrs_int(at, "exclusive", ir_node_int(&gx->n, "exclusive"));
+    kiln_attrs_int(at, "reverse", ir_node_int(&gx->n, "reverse"));
+    gx->dx[0] = op_with(gx, "CumProdGrad", (kiln_value[]){gx->inputs[0], gx->dy[0]}, 2, at);
+    return kiln_value_ok(gx->dx[0]) ? 0 : -1;
+}
+
+/* A rank-1 constant of n integers of dtype dt (i32 or i64). */
+static kiln_value int_vector(ir_grad_ctx *gx, kiln_dtype dt, int n, const int64_t *v)
+{
+    kiln_tensor *t = kiln_tensor_new(dt, 1, (int64_t[]){n});
+    if (!t) {
+        ir_grad_error(gx, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+        return kiln_value_invalid();
+    }
+    for (int i = 0; i < n; i++) ir_store_i64(dt, kiln_tensor_data(t), (size_t)i, v[i]);
+    kiln_value c = kiln_constant(gx->g, NULL, t);
+    kiln_tensor_free(t);
+    return c;
+}
+
+/* GatherND(dy, indices) for ScatterND's index tuples (the last dim of
+ * indices, m of them, address the first m dims of data): each tuple,
+ * negative entries wrapped, becomes one flat index into dy reshaped to
+ * [prod(dims[:m]), dims[m:]...], and Gather picks the slices. */
+static kiln_value gather_tuples(ir_grad_ctx *gx, kiln_value dy, kiln_value indices)
+{
+    kiln_graph *g = gx->g;
+    const ir_type *dt = vtype(gx, dy), *it = vtype(gx, indices);
+    if (!dt || !it) return kiln_value_invalid();
+    int m = (int)it->dims[it->rank - 1];
+    if (need_static(gx, dt, 0, dt->rank, "data")) return kiln_value_invalid();
+    int64_t dims[IR_MAX_RANK], strides[IR_MAX_RANK], rs[IR_MAX_RANK];
+    int64_t lead = 1;
+    for (int d = m - 1; d >= 0; d--) {
+        dims[d] = dt->dims[d];
+        strides[d] = lead;
+        lead *= dt->dims[d];
+    }
+    rs[0] = lead;
+    for (int d = m; d < dt->rank; d++) rs[d - m + 1] = dt->dims[d];
+    kiln_value dimv = int_vector(gx, it->dtype, m, dims), strv = int_vector(gx, it->dtype, m, strides);
+    kiln_value zero = kiln_scalar(g, it->dtype, 0);
+    kiln_value wrapped = kiln_where(g, kiln_less(g, indices, zero), kiln_add(g, indices, dimv), indices);
+    kiln_value flat = kiln_reduce_sum(g, kiln_mul(g, wrapped, strv), (int64_t[]){-1}, 1, 0);
+    return kiln_gather(g, kiln_reshape(g, dy, rs, dt->rank - m + 1), flat, 0);
+}
+
+/* ScatterND, reduction "none": the written slices of data get no
+ * gradient and each update gets dy at its tuple; "add": data passes dy
+ * through and updates gather it. mul/max/min have no rule. */
+int ir_grad_ScatterND(ir_grad_ctx *gx)
+{
+    const char *red = ir_node_string(&gx->n, "reduction");
+    bool add = red && strcmp(red, "add") == 0;
+    if (red && !add && strcmp(red, "none") != 0)
+        return ir_grad_error(gx, KILN_ERR_UNIMPLEMENTED, "no gradient rule for reduction '%s' (only none and add)", red);
+    gx->dx[2] = gather_tuples(gx, gx->dy[0], gx->inputs[1]);
+    if (!kiln_value_ok(gx->dx[2])) return -1;
+    if (add) {
+        gx->dx[0] = gx->dy[0];
+    } else {
+        ir_type ut = *vtype(gx, gx->inputs[2]);
+        ut.dtype = vtype(gx, gx->dy[0])->dtype;
+        kiln_value z = zeros(gx, &ut, "the overwritten slices");
+        if (!kiln_value_ok(z)) return -1;
+        kiln_attrs *at = kiln_attrs_new();
+        kiln_attrs_string(at, "reduction", "none");
+        gx->dx[0] = op_with(gx, "ScatterND", (kiln_value[]){gx->dy[0], gx->inputs[1], z}, 3, at);
+    }
+    return kiln_value_ok(gx->dx[0]) ? 0 : -1;
+}
+
+/* OneHot(indices, values = [off, on]): on's gradient is the sum of dy
+ * where the one-hot mask is set, off's the sum of the rest. The indices
+ * are integers and get none. */
+int ir_grad_OneHot(ir_grad_ctx *gx)
+{
+    kiln_graph *g = gx->g;
+    const ir_type *vt = vtype(gx, gx->inputs[1]);
+    if (!vt) return -1;
+    kiln_tensor *t = kiln_tensor_new(vt->dtype, 1, (int64_t[]){2});
+    if (!t) return ir_grad_error(gx, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+    ir_store_f64(vt->dtype, kiln_tensor_data(t), 0, 0);
+    ir_store_f64(vt->dtype, kiln_tensor_data(t), 1, 1);
+    kiln_value bits = kiln_constant(g, NULL, t);
+    kiln_tensor_free(t);
+    kiln_attrs *at = kiln_attrs_new();
+    kiln_attrs_int(at, "depth", ir_node_int(&gx->n, "depth"));
+    kiln_attrs_int(at, "axis", ir_node_int(&gx->n, "axis"));
+    kiln_value mask = op_with(gx, "OneHot", (kiln_value[]){gx->inputs[0], bits}, 2, at);
+    kiln_value dy = gx->dy[0];
+    kiln_value on = kiln_reduce_sum(g, kiln_mul(g, dy, mask), NULL, 0, 0);
+    kiln_value off = kiln_sub(g, kiln_reduce_sum(g, dy, NULL, 0, 0), on);
+    kiln_value both = kiln_concat(g, (kiln_value[]){kiln_reshape(g, off, (int64_t[]){1}, 1),
+                                                    kiln_reshape(g, on, (int64_t[]){1}, 1)}, 2, 0);
+    int64_t vd[IR_MAX_RANK];
+    for (int d = 0; d < vt->rank; d++) vd[d] = vt->dims[d] < 0 ? 2 : vt->dims[d];
+    gx->dx[1] = vt->rank == 1 ? both : kiln_reshape(g, both, vd, vt->rank);
+    return kiln_value_ok(gx->dx[1]) ? 0 : -1;
+}

@@ -276,3 +276,31 @@ __attribute__((always_inline)) void kk_gather_grad(const void *dy, const void *i
         }
     }
 }
+
+/* ---- CumProdGrad ---- */
+
+__attribute__((always_inline)) void kk_cumprod_grad(const void *x, const void *dy, void *dx, int64_t dt, int64_t n,
+                                                    int64_t inner, int64_t excl, int64_t rev, int64_t begin,
+                                                    int64_t end)
+{
+    for (int64_t line = begin; line < end; line++) {
+        int64_t base = (line / inner) * n * inner + line % inner;
+#define AT(s) (base + (rev ? n - 1 - (s) : (s)) * inner)
+        double acc = 0;
+        for (int64_t s = n - 1; s >= 0; s--) {
+            if (excl) {
+                st(dt, dx, AT(s), acc);
+                acc = ld(dt, dy, AT(s)) + ld(dt, x, AT(s)) * acc;
+            } else {
+                acc = ld(dt, dy, AT(s)) + (s + 1 < n ? ld(dt, x, AT(s + 1)) : 0) * acc;
+                st(dt, dx, AT(s), acc);
+            }
+        }
+        double e = 1;
+        for (int64_t s = 0; s < n; s++) {
+            st(dt, dx, AT(s), e * ld(dt, dx, AT(s)));
+            e *= ld(dt, x, AT(s));
+        }
+#undef AT
+    }
+}

@@ -39,5 +39,10 @@ void kk_max_pool2d_select(const void *x, const void *v, void *y, const int64_t *
 void kk_gather_grad(const void *dy, const void *idx, int64_t idx64, void *dx, int64_t dtype,
                     int64_t outer, int64_t dim, int64_t nidx, int64_t inner, int32_t *err,
                     int64_t begin, int64_t end);
+/* CumProdGrad: dx of x's shape [outer, n, inner] for the CumProd along the
+ * middle axis (see ir/ops/train.c for the recurrences). Work items: the
+ * outer * inner lines. */
+void kk_cumprod_grad(const void *x, const void *dy, void *dx, int64_t dtype, int64_t n, int64_t inner,
+                     int64_t exclusive, int64_t reverse, int64_t begin, int64_t end);
 
 #endif

@@ -97,6 +97,18 @@ static int slice_plan_make(ir_infer_ctx *cx, const ir_node *node, const ir_type 
 #undef SLICE_FAIL
 }
 
+int ir_slice_geometry(const ir_node *node, const ir_type *x, int64_t *start, int64_t *step, int64_t *len)
+{
+    slice_plan p;
+    if (slice_plan_make(NULL, node, x, &p)) return -1;
+    for (int d = 0; d < x->rank; d++) {
+        start[d] = p.start[d];
+        step[d] = p.step[d];
+        len[d] = p.len[d];
+    }
+    return 0;
+}
+
 static int infer_slice(ir_infer_ctx *cx)
 {
     slice_plan p;

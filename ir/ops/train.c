@@ -2,8 +2,9 @@
  * and that no forward op computes exactly. Conv2DFilterGrad (the gradient
  * of a convolution's weights), MaxPool2DGrad and AveragePool2DGrad (the
  * gradient of a pool's input), MaxPool2DSelect (MaxPool2DGrad's adjoint,
- * for second order) and GatherGrad (a scatter-add: the gradient of
- * Gather's data). Geometry attributes mean what they mean on the forward
+ * for second order), GatherGrad (a scatter-add: the gradient of
+ * Gather's data) and CumProdGrad (CumProd's gradient without division).
+ * Geometry attributes mean what they mean on the forward
  * ops (ir/ops/conv.c, ir/ops/pool.c, ir/ops/shape_index.c). Floats only;
  * the reference kernels accumulate in double. */
 #include <math.h>
@@ -470,4 +471,91 @@ const ir_opdef ir_opdef_GatherGrad = {
     .infer = infer_gather_grad, .kernel = kernel_gather_grad, .grad = ir_grad_GatherGrad,
     .doc = "GatherGrad(dy, indices): the gradient of Gather's data: zeros of data's shape (dim "
            "'axis' of size 'axis_size') with dy's slices added at the indices (duplicates add up).",
+};
+
+/* ---- CumProdGrad ---- */
+
+/* CumProd's attributes, with their meaning there. */
+static const ir_attrdef cumprod_grad_attrs[] = {
+    IR_ATTR_REQ("axis", IR_ATTR_INT),
+    IR_ATTR_I("exclusive", 0),
+    IR_ATTR_I("reverse", 0),
+};
+
+static int infer_cumprod_grad(ir_infer_ctx *cx)
+{
+    const ir_type *x = &cx->in[0], *dy = &cx->in[1];
+    if (ir_infer_require_float(cx, 0) || ir_infer_require_float(cx, 1)) return -1;
+    if (dy->dtype != x->dtype)
+        return ir_infer_error(cx, "dy is %s; x is %s (they must match)", kiln_dtype_name(dy->dtype),
+                              kiln_dtype_name(x->dtype));
+    if (x->rank == 0) return ir_infer_error(cx, "needs an input of rank >= 1, not a scalar");
+    if (dy->rank != x->rank)
+        return ir_infer_error(cx, "dy has rank %d; x has rank %d (they must match)", dy->rank, x->rank);
+    for (int d = 0; d < x->rank; d++)
+        if (x->dims[d] >= 0 && dy->dims[d] >= 0 && x->dims[d] != dy->dims[d])
+            return ir_infer_error(cx, "dy's dim %d is %lld but x's is %lld", d, (long long)dy->dims[d],
+                                  (long long)x->dims[d]);
+    int a;
+    int64_t axis = ir_node_int(cx->node, "axis");
+    if (!ir_norm_axis(axis, x->rank, &a))
+        return ir_infer_error(cx, "axis %lld is out of range for rank %d", (long long)axis, x->rank);
+    cx->out[0] = *x;
+    return 0;
+}
+
+/* One line of n elements, element s at offset s * stride, taken in the
+ * order CumProd takes them (from the end when reverse). With E_j the
+ * product of the elements before j, an inclusive CumProd has
+ *   dx_j = E_j * S_j,  S_j = dy_j + x_{j+1} S_{j+1}  (S_{n-1} = dy_{n-1}),
+ * and an exclusive one dx_j = E_j * T_j, T_j = dy_{j+1} + x_{j+1} T_{j+1}
+ * (T_{n-1} = 0): no division, so zeros in x are exact. The backward pass
+ * leaves S (or T) in dx, the forward pass multiplies E in. The compiled
+ * kernel (kk_cumprod_grad) does the same operations in the same order. */
+static void cumprod_grad_line(kiln_dtype dt, const void *x, const void *dy, void *dx, size_t base,
+                              size_t stride, int64_t n, bool excl, bool rev)
+{
+#define AT(s) (base + (size_t)(rev ? n - 1 - (s) : (s)) * stride)
+    double acc = 0;
+    for (int64_t s = n - 1; s >= 0; s--) {
+        if (excl) {
+            ir_store_f64(dt, dx, AT(s), acc);
+            acc = ir_load_f64(dt, dy, AT(s)) + ir_load_f64(dt, x, AT(s)) * acc;
+        } else {
+            acc = ir_load_f64(dt, dy, AT(s)) + (s + 1 < n ? ir_load_f64(dt, x, AT(s + 1)) : 0) * acc;
+            ir_store_f64(dt, dx, AT(s), acc);
+        }
+    }
+    double e = 1;
+    for (int64_t s = 0; s < n; s++) {
+        ir_store_f64(dt, dx, AT(s), e * ir_load_f64(dt, dx, AT(s)));
+        e *= ir_load_f64(dt, x, AT(s));
+    }
+#undef AT
+}
+
+static int kernel_cumprod_grad(ir_kernel_ctx *kx)
+{
+    const kiln_tensor *x = kx->in[0], *dy = kx->in[1];
+    kiln_tensor *dx = kx->out[0];
+    int a;
+    ir_norm_axis(ir_node_int(kx->node, "axis"), x->rank, &a);
+    bool excl = ir_node_int(kx->node, "exclusive") != 0, rev = ir_node_int(kx->node, "reverse") != 0;
+    size_t outer = 1, inner = 1;
+    for (int d = 0; d < a; d++) outer *= (size_t)x->dims[d];
+    for (int d = a + 1; d < x->rank; d++) inner *= (size_t)x->dims[d];
+    int64_t n = x->dims[a];
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < inner; i++)
+            cumprod_grad_line(x->dtype, x->data, dy->data, dx->data, o * (size_t)n * inner + i, inner, n,
+                              excl, rev);
+    return 0;
+}
+
+const ir_opdef ir_opdef_CumProdGrad = {
+    .name = "CumProdGrad", .min_inputs = 2, .max_inputs = 2, .noutputs = 1,
+    .attrs = cumprod_grad_attrs, .nattrs = 3,
+    .infer = infer_cumprod_grad, .kernel = kernel_cumprod_grad,
+    .doc = "CumProdGrad(x, dy): the gradient of CumProd(x) (same axis, exclusive, reverse) for the "
+           "output gradient dy, computed without dividing by x (zeros in x are exact).",
 };

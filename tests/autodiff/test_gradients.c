@@ -364,10 +364,25 @@ static kiln_value build_slice(kiln_graph *g, const kiln_value *x, const void *ar
         kiln_attrs_ints(a, "starts", (int64_t[]){1, 0}, 2);
         kiln_attrs_ints(a, "ends", (int64_t[]){3, -1}, 2);
         kiln_attrs_ints(a, "axes", (int64_t[]){0, 1}, 2);
-    } else {
+    } else if (which == 1) {
         kiln_attrs_ints(a, "starts", (int64_t[]){-3}, 1);
         kiln_attrs_ints(a, "ends", (int64_t[]){100}, 1);
         kiln_attrs_ints(a, "axes", (int64_t[]){-1}, 1);
+    } else if (which == 2) { /* step 2 on rows, unit step on columns */
+        kiln_attrs_ints(a, "starts", (int64_t[]){0, 1}, 2);
+        kiln_attrs_ints(a, "ends", (int64_t[]){4, 4}, 2);
+        kiln_attrs_ints(a, "axes", (int64_t[]){0, 1}, 2);
+        kiln_attrs_ints(a, "steps", (int64_t[]){2, 1}, 2);
+    } else if (which == 3) { /* reversed columns with step -2, rows step 3 */
+        kiln_attrs_ints(a, "starts", (int64_t[]){-1, 1}, 2);
+        kiln_attrs_ints(a, "ends", (int64_t[]){-100, 100}, 2);
+        kiln_attrs_ints(a, "axes", (int64_t[]){1, 0}, 2);
+        kiln_attrs_ints(a, "steps", (int64_t[]){-2, 3}, 2);
+    } else { /* the whole axis reversed */
+        kiln_attrs_ints(a, "starts", (int64_t[]){-1}, 1);
+        kiln_attrs_ints(a, "ends", (int64_t[]){INT64_MIN}, 1);
+        kiln_attrs_ints(a, "axes", (int64_t[]){0}, 1);
+        kiln_attrs_ints(a, "steps", (int64_t[]){-1}, 1);
     }
     kiln_value y = kiln_op(g, "Slice", x, 1, a);
     kiln_attrs_free(a);
@@ -378,7 +393,36 @@ static void test_slice(void **state)
 {
     (void)state;
     spec s = S2(4, 5, -1, 1);
-    for (int which = 0; which < 2; which++) gradcheck("Slice", build_slice, &which, 1, &s);
+    for (int which = 0; which < 5; which++) gradcheck("Slice", build_slice, &which, 1, &s);
+
+    /* by hand: x[1::2] of [a, b, c, d, e] is [b, d]; with dy = [1, 2] the
+     * gradient is [0, 1, 0, 2, 0], compiled and reference */
+    kiln_graph *g = kiln_graph_new();
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 1, (int64_t[]){5});
+    kiln_attrs *a = kiln_attrs_new();
+    kiln_attrs_ints(a, "starts", (int64_t[]){1}, 1);
+    kiln_attrs_ints(a, "ends", (int64_t[]){5}, 1);
+    kiln_attrs_ints(a, "steps", (int64_t[]){2}, 1);
+    kiln_value y = kiln_op(g, "Slice", &x, 1, a);
+    kiln_attrs_free(a);
+    kiln_tensor *dyt = tu_f32(1, (int64_t[]){2}, (float[]){1, 2});
+    kiln_value dy = kiln_constant(g, NULL, dyt), d;
+    kiln_tensor_free(dyt);
+    kiln_status *st = kiln_status_new();
+    kiln_gradients(g, &y, 1, &x, 1, &dy, &d, st);
+    assert_int_equal(kiln_status_code(st), KILN_OK);
+    kiln_status_free(st);
+    kiln_tensor *f = tu_f32(1, (int64_t[]){5}, (float[]){5, 6, 7, 8, 9});
+    for (int b = 0; b < 2; b++) {
+        kiln_tensor *r = NULL;
+        assert_int_equal(tu_run_backend(g, b ? KILN_BACKEND_DEFAULT : KILN_BACKEND_REFERENCE, 1, &d, &r, 1, &x, &f,
+                                        NULL, 0),
+                         KILN_OK);
+        tu_assert_close(r, (double[]){0, 1, 0, 2, 0}, 5, 0, 0);
+        kiln_tensor_free(r);
+    }
+    kiln_tensor_free(f);
+    kiln_graph_free(g);
 }
 
 /* ---- composite graphs and second order ---- */
