@@ -97,8 +97,8 @@ $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 .SECONDARY: $(PROTO_C) $(PROTO_H) $(ONNX_PROTO_C) $(ONNX_PROTO_H) $(BUILD)/gen/onnx/onnx.proto
 # Objects that include a generated header.
 $(BUILD)/obj/frontend/kiln_format.o $(BUILD)/obj/tests/frontend/test_kiln_format.o: $(PROTO_H)
-$(BUILD)/obj/frontend/onnx.o $(BUILD)/obj/frontend/onnx_ops.o $(BUILD)/obj/frontend/onnx_compose.o \
-  $(BUILD)/obj/frontend/onnx_tensor.o: $(ONNX_PROTO_H) frontend/onnx_internal.h
+# Every frontend/onnx*.c includes onnx_internal.h, which includes onnx.pb-c.h.
+$(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard frontend/onnx*.c)): $(ONNX_PROTO_H) frontend/onnx_internal.h
 $(BUILD)/obj/tests/onnx/%.o: $(ONNX_PROTO_H)
 # The PTX tests reuse the random-graph generator.
 $(BUILD)/obj/tests/gpu/test_ptx.o: tests/codegen/test_random_graphs.c
@@ -115,7 +115,7 @@ $(BUILD)/obj/codegen/kernels.o: codegen/kernels.c $(KERNEL_BC) $(wildcard codege
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LLVM_CFLAGS) -DKILN_KERNELS_BC='"$(abspath $(KERNEL_BC))"' -c $< -o $@
 
-$(BUILD)/kernels/%.bc: codegen/kernels/%.c codegen/kernels/kk.h
+$(BUILD)/kernels/%.bc: codegen/kernels/%.c codegen/kernels/kk.h ir/lowp.h
 	@mkdir -p $(dir $@)
 	$(CLANG_BC) -std=c11 -O2 -Xclang -disable-llvm-optzns -emit-llvm -fno-math-errno \
 	  -Wall -Wextra -Werror -c $< -o $@

@@ -65,6 +65,10 @@ static const char *c_type(kiln_dtype dt)
     case KILN_I8: return "int8_t";
     case KILN_I32: return "int32_t";
     case KILN_I64: return "int64_t";
+    case KILN_I16: return "int16_t";
+    case KILN_U16: return "uint16_t";
+    case KILN_U32: return "uint32_t";
+    case KILN_U64: return "uint64_t";
     default: return "uint8_t";
     }
 }
@@ -130,7 +134,8 @@ static char *make_header(const aot_model *m)
                   " * pointers to the input data and a %s_outputs with pointers to buffers of\n"
                   " * the output sizes below, then call %s_run. Dtype codes: 1 f32, 2 f64,\n"
                   " * 3 f16, 4 bf16 (both as raw uint16_t bits), 5 i8, 6 u8, 7 i32, 8 i64,\n"
-                  " * 9 bool (one byte, 0 or 1). Arrays are dense and row-major.\n"
+                  " * 9 bool (one byte, 0 or 1), 10 i16, 11 u16, 12 u32, 13 u64. Arrays are\n"
+                  " * dense and row-major.\n"
                   " *\n"
                   " * Threads: %s_run may be called from several threads at once as long as\n"
                   " * each call has its own arena (or passes NULL) and its own outputs. */\n",

@@ -92,9 +92,13 @@ LLVMTypeRef cg_mem_type(cg_ctx *c, kiln_dtype dt)
     case KILN_F32: return c->t_f32;
     case KILN_F64: return c->t_f64;
     case KILN_F16:
-    case KILN_BF16: return c->t_i16;
-    case KILN_I32: return c->t_i32;
-    case KILN_I64: return c->t_i64;
+    case KILN_BF16:
+    case KILN_I16:
+    case KILN_U16: return c->t_i16;
+    case KILN_I32:
+    case KILN_U32: return c->t_i32;
+    case KILN_I64:
+    case KILN_U64: return c->t_i64;
     default: return c->t_i8;
     }
 }
@@ -106,8 +110,12 @@ LLVMTypeRef cg_compute_type(cg_ctx *c, kiln_dtype dt)
     case KILN_F16:
     case KILN_BF16: return c->t_f32;
     case KILN_F64: return c->t_f64;
-    case KILN_I32: return c->t_i32;
-    case KILN_I64: return c->t_i64;
+    case KILN_I16:
+    case KILN_U16: return c->t_i16;
+    case KILN_I32:
+    case KILN_U32: return c->t_i32;
+    case KILN_I64:
+    case KILN_U64: return c->t_i64;
     default: return c->t_i8;
     }
 }

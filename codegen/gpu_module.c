@@ -106,8 +106,9 @@ const char *cg_gpu_libdevice_path(char *buf, size_t n)
 }
 
 /* kk_ipow (codegen/kernels/kk_common.c) for the device: integer power with
- * the reference's rules; a negative power of 0 reports CG_ERR_DIV_ZERO. */
-static void define_ipow(cg_ctx *c, LLVMValueRef fn)
+ * the reference's rules; a negative power of 0 reports CG_ERR_DIV_ZERO.
+ * With u64 (kk_upow) every exponent is non-negative. */
+static void define_ipow(cg_ctx *c, LLVMValueRef fn, bool u64)
 {
     LLVMSetLinkage(fn, LLVMInternalLinkage);
     LLVMValueRef a = LLVMGetParam(fn, 0), b = LLVMGetParam(fn, 1), err = LLVMGetParam(fn, 2);
@@ -119,7 +120,8 @@ static void define_ipow(cg_ctx *c, LLVMValueRef fn)
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, fn, "body");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, fn, "done");
     LLVMPositionBuilderAtEnd(c->b, entry);
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, b, cg_i64(c, 0), ""), neg, head);
+    LLVMValueRef is_neg = u64 ? LLVMConstInt(c->t_i1, 0, 0) : LLVMBuildICmp(c->b, LLVMIntSLT, b, cg_i64(c, 0), "");
+    LLVMBuildCondBr(c->b, is_neg, neg, head);
     LLVMPositionBuilderAtEnd(c->b, neg);
     LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, a, cg_i64(c, 0), ""), zero, frac);
     LLVMPositionBuilderAtEnd(c->b, zero);
@@ -227,8 +229,8 @@ int cg_gpu_finish_module(cg_ctx *c, const cg_options *o, LLVMTargetMachineRef tm
         if (!LLVMIsDeclaration(f)) continue;
         size_t len;
         const char *nm = LLVMGetValueName2(f, &len);
-        if (strcmp(nm, "kk_ipow") == 0) {
-            define_ipow(c, f);
+        if (strcmp(nm, "kk_ipow") == 0 || strcmp(nm, "kk_upow") == 0) {
+            define_ipow(c, f, strcmp(nm, "kk_upow") == 0);
             continue;
         }
         char dn[96];

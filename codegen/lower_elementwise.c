@@ -49,7 +49,8 @@ static void layout(const ir_type *out, const ir_type *const *types, int n, ew_la
     }
 }
 
-static bool is_unsigned(kiln_dtype dt) { return dt == KILN_U8 || dt == KILN_BOOL; }
+/* bool and u8/u16/u32/u64: zero-extended, compared and divided unsigned */
+static bool is_unsigned(kiln_dtype dt) { return !ir_dtype_is_signed(dt); }
 
 static LLVMValueRef fconst(cg_ctx *c, LLVMTypeRef t, double v) { return LLVMConstReal(t, v); }
 
@@ -88,13 +89,51 @@ static LLVMValueRef int_pow(cg_ctx *c, LLVMValueRef err, kiln_dtype dt, LLVMValu
         a64 = a;
         b64 = b;
     }
+    /* u64 exponents above INT64_MAX are exponents, not negative powers */
+    const char *name = dt == KILN_U64 ? "kk_upow" : "kk_ipow";
     LLVMTypeRef params[3] = {c->t_i64, c->t_i64, c->t_ptr};
     LLVMTypeRef ft = LLVMFunctionType(c->t_i64, params, 3, 0);
-    LLVMValueRef fn = LLVMGetNamedFunction(c->mod, "kk_ipow");
-    if (!fn) fn = LLVMAddFunction(c->mod, "kk_ipow", ft);
+    LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
+    if (!fn) fn = LLVMAddFunction(c->mod, name, ft);
     LLVMValueRef args[3] = {a64, b64, err};
     LLVMValueRef r = LLVMBuildCall2(c->b, ft, fn, args, 3, "");
     return t == c->t_i64 ? r : LLVMBuildTrunc(c->b, r, t, "");
+}
+
+/* Cast to or from a storage dtype: the byte of 'to', or the f32 value of a
+ * storage input. */
+static LLVMValueRef cast_storage(cg_ctx *c, const ir_node *n, kiln_dtype from, kiln_dtype to, LLVMValueRef a)
+{
+    LLVMTypeRef t = LLVMTypeOf(a);
+    if (ir_dtype_is_storage(from)) {
+        LLVMTypeRef params[2] = {c->t_i32, c->t_i8};
+        LLVMTypeRef ft = LLVMFunctionType(c->t_f32, params, 2, 0);
+        LLVMValueRef fn = LLVMGetNamedFunction(c->mod, "kk_storage_to_f32");
+        if (!fn) fn = LLVMAddFunction(c->mod, "kk_storage_to_f32", ft);
+        LLVMValueRef args[2] = {cg_i32(c, (int)from), a};
+        a = LLVMBuildCall2(c->b, ft, fn, args, 2, "");
+        t = c->t_f32;
+        if (!ir_dtype_is_storage(to)) return a;
+    }
+    if (!ir_dtype_is_float(from) && !ir_dtype_is_storage(from) && !ir_dtype_is_storage_float(to)) {
+        /* integer to int4/int2: the low bits, sign-extended for i4/i2 */
+        unsigned bits = to == KILN_I4 || to == KILN_U4 ? 4 : 2;
+        LLVMValueRef lo = t == c->t_i8 ? a : LLVMBuildTrunc(c->b, a, c->t_i8, "");
+        if (to == KILN_U4 || to == KILN_U2) return LLVMBuildAnd(c->b, lo, LLVMConstInt(c->t_i8, (1u << bits) - 1, 0), "");
+        LLVMValueRef sh = LLVMConstInt(c->t_i8, 8 - bits, 0);
+        return LLVMBuildAShr(c->b, LLVMBuildShl(c->b, lo, sh, ""), sh, "");
+    }
+    /* to float8/float4 (or from a float to int4/int2): through double */
+    LLVMValueRef v;
+    if (t == c->t_f64) v = a;
+    else if (t == c->t_f32) v = LLVMBuildFPExt(c->b, a, c->t_f64, "");
+    else v = is_unsigned(from) ? LLVMBuildUIToFP(c->b, a, c->t_f64, "") : LLVMBuildSIToFP(c->b, a, c->t_f64, "");
+    LLVMTypeRef params[3] = {c->t_i32, c->t_f64, c->t_i32};
+    LLVMTypeRef ft = LLVMFunctionType(c->t_i8, params, 3, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(c->mod, "kk_storage_from_f64");
+    if (!fn) fn = LLVMAddFunction(c->mod, "kk_storage_from_f64", ft);
+    LLVMValueRef args[3] = {cg_i32(c, (int)to), v, cg_i32(c, ir_node_int(n, "saturate") != 0)};
+    return LLVMBuildCall2(c->b, ft, fn, args, 3, "");
 }
 
 /* The value of one output element from its operands' values (in their
@@ -171,6 +210,14 @@ static LLVMValueRef compute(cg_ctx *c, const ir_node *n, kiln_dtype dt, kiln_dty
             LLVMValueRef r = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, fconst(c, t, hi), ""), fconst(c, t, hi), a, "");
             return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOLT, a, fconst(c, t, lo), ""), fconst(c, t, lo), r, "");
         }
+        if (dt == KILN_U64) { /* as the reference: bounds saturate to [0, 2^64 - 1] */
+            if (hi < 0) return cg_i64(c, hi <= -9.2e18 ? INT64_MIN : (int64_t)floor(hi));
+            uint64_t lou = lo <= 0 ? 0 : lo >= 1.8446744073709552e19 ? UINT64_MAX : (uint64_t)ceil(lo);
+            uint64_t hiu = hi >= 1.8446744073709552e19 ? UINT64_MAX : (uint64_t)floor(hi);
+            LLVMValueRef hv = LLVMConstInt(t, hiu, 0), lv = LLVMConstInt(t, lou, 0);
+            LLVMValueRef r = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntUGT, a, hv, ""), hv, a, "");
+            return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, a, lv, ""), lv, r, "");
+        }
         /* integer bounds round inward; compare in i64 */
         int64_t loi = lo <= -9.2e18 ? INT64_MIN : (int64_t)ceil(lo);
         int64_t hii = hi >= 9.2e18 ? INT64_MAX : (int64_t)floor(hi);
@@ -210,6 +257,15 @@ static LLVMValueRef compute(cg_ctx *c, const ir_node *n, kiln_dtype dt, kiln_dty
     case IR_OP_Cast: {
         kiln_dtype to = out_dt;
         LLVMTypeRef tt = cg_compute_type(c, to);
+        if (ir_dtype_is_storage(to) || ir_dtype_is_storage(dt)) {
+            /* storage dtypes convert in the kernel library (kk_lowp.c);
+             * from one, the value continues as an f32 */
+            LLVMValueRef r = cast_storage(c, n, dt, to, a);
+            if (ir_dtype_is_storage(to) || !r) return r;
+            a = r;
+            t = c->t_f32;
+            fl = true;
+        }
         if (fl) {
             if (ir_dtype_is_float(to)) {
                 if (t == tt) return a;
@@ -223,6 +279,14 @@ static LLVMValueRef compute(cg_ctx *c, const ir_node *n, kiln_dtype dt, kiln_dty
             LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
             if (!fn) fn = LLVMAddFunction(c->mod, name, ft);
             LLVMValueRef r = LLVMBuildCall2(c->b, ft, fn, &a, 1, "");
+            if (to == KILN_U64) { /* [2^63, 2^64) converts unsigned; beyond saturates */
+                snprintf(name, sizeof name, "llvm.fptoui.sat.i64.%s", t == c->t_f32 ? "f32" : "f64");
+                LLVMValueRef ufn = LLVMGetNamedFunction(c->mod, name);
+                if (!ufn) ufn = LLVMAddFunction(c->mod, name, ft);
+                LLVMValueRef ur = LLVMBuildCall2(c->b, ft, ufn, &a, 1, "");
+                LLVMValueRef big = LLVMBuildFCmp(c->b, LLVMRealOGE, a, fconst(c, t, 9223372036854775808.0), "");
+                r = LLVMBuildSelect(c->b, big, ur, r, "");
+            }
             return tt == c->t_i64 ? r : LLVMBuildTrunc(c->b, r, tt, "");
         }
         bool u = is_unsigned(dt);
@@ -276,6 +340,21 @@ static LLVMValueRef compute(cg_ctx *c, const ir_node *n, kiln_dtype dt, kiln_dty
         LLVMValueRef fix = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntNE, r, zero, ""),
                                         LLVMBuildICmp(c->b, LLVMIntSLT, LLVMBuildXor(c->b, r, b, ""), zero, ""), "");
         return LLVMBuildSelect(c->b, fix, LLVMBuildAdd(c->b, r, b, ""), r, "");
+    }
+    case IR_OP_BitwiseAnd: return LLVMBuildAnd(c->b, a, b, "");
+    case IR_OP_BitwiseOr: return LLVMBuildOr(c->b, a, b, "");
+    case IR_OP_BitwiseXor: return LLVMBuildXor(c->b, a, b, "");
+    case IR_OP_BitwiseNot: /* a bool is 0 or 1 in its i8: flip only that bit */
+        return LLVMBuildXor(c->b, a, dt == KILN_BOOL ? LLVMConstInt(t, 1, 0) : LLVMConstAllOnes(t), "");
+    case IR_OP_BitShift: {
+        /* unsigned shifts; an amount >= the width gives 0 (LLVM's shl/lshr
+         * would give poison), so shift by 0 there and select 0 */
+        const char *dir = ir_node_string(n, "direction");
+        LLVMValueRef zero = LLVMConstInt(t, 0, 0);
+        LLVMValueRef in_range = LLVMBuildICmp(c->b, LLVMIntULT, b, LLVMConstInt(t, LLVMGetIntTypeWidth(t), 0), "");
+        LLVMValueRef amt = LLVMBuildSelect(c->b, in_range, b, zero, "");
+        LLVMValueRef r = dir && strcmp(dir, "LEFT") == 0 ? LLVMBuildShl(c->b, a, amt, "") : LLVMBuildLShr(c->b, a, amt, "");
+        return LLVMBuildSelect(c->b, in_range, r, zero, "");
     }
     default: return NULL;
     }
@@ -596,5 +675,6 @@ EW(Equal) EW(Less) EW(Greater) EW(LessOrEqual) EW(GreaterOrEqual)
 EW(Not) EW(And) EW(Or) EW(Xor) EW(Where)
 EW(Floor) EW(Ceil) EW(Round) EW(Sign) EW(Sin) EW(Cos) EW(Tan) EW(Asin) EW(Acos) EW(Atan)
 EW(Sinh) EW(Cosh) EW(Asinh) EW(Acosh) EW(Atanh) EW(IsNaN) EW(IsInf) EW(Mod)
+EW(BitwiseAnd) EW(BitwiseOr) EW(BitwiseXor) EW(BitwiseNot) EW(BitShift)
 
 int cg_lower_Assign(cg_ctx *c, cg_kernel *k) { return lower_assign(c, k); }

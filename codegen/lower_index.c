@@ -6,7 +6,9 @@
  * - GatherElements, OneHot: output elements are the work items; indices
  *   are checked at run time (CG_ERR_INDEX);
  * - ScatterElements, ScatterND: one work item (updates apply in index
- *   order, so duplicates combine as in the reference).
+ *   order, so duplicates combine as in the reference);
+ * - GridSample: output points (all channels of one point) are the work
+ *   items.
  * Attribute meanings follow ir/ops/index.c. */
 #include <string.h>
 
@@ -15,7 +17,8 @@
 #include "kernels/kk_index.h"
 
 _Static_assert((int)KK_F32 == (int)KILN_F32 && (int)KK_I64 == (int)KILN_I64 &&
-                   (int)KK_BOOL == (int)KILN_BOOL,
+                   (int)KK_BOOL == (int)KILN_BOOL && (int)KK_I16 == (int)KILN_I16 &&
+                   (int)KK_U64 == (int)KILN_U64,
                "kernel dtype codes are kiln_dtype values");
 _Static_assert(KK_INDEX_MAX_DIMS >= IR_MAX_RANK, "index kernels take every rank");
 _Static_assert((int)CG_ERR_INDEX == (int)KK_ERR_INDEX, "error codes agree");
@@ -207,5 +210,36 @@ int cg_lower_OneHot(cg_ctx *c, cg_kernel *k)
                            cg_i64(c, inner > 0 ? inner : 1), cg_i64(c, total), k->begin, k->end};
     cg_call_void(c, "kk_onehot", args, (int)(sizeof args / sizeof args[0]));
     set_work(k, total, 1);
+    return 0;
+}
+
+/* ---- GridSample ---- */
+
+int cg_lower_GridSample(cg_ctx *c, cg_kernel *k)
+{
+    static const char *const modes[] = {"linear", "nearest", "cubic"};
+    static const char *const pads[] = {"zeros", "border", "reflection"};
+    const ir_type *x = k->in[0].type, *g = k->in[1].type, *y = k->out[0].type;
+    const char *ms = ir_node_string(k->node, "mode"), *ps = ir_node_string(k->node, "padding_mode");
+    int64_t mode = -1, pad = -1;
+    for (int i = 0; i < 3; i++) {
+        if (ms && strcmp(ms, modes[i]) == 0) mode = i;
+        if (ps && strcmp(ps, pads[i]) == 0) pad = i;
+    }
+    if (mode < 0 || pad < 0 || x->rank < 3)
+        return cg_error(c, k, KILN_ERR_INTERNAL, "unknown mode '%s' or padding_mode '%s'",
+                        ms ? ms : "", ps ? ps : "");
+    int nsp = x->rank - 2;
+    LLVMValueRef sd = cg_const_i64s(c, x->dims + 2, nsp);
+    if (!sd) return cg_error(c, k, KILN_ERR_OUT_OF_MEMORY, "out of memory");
+    int64_t points = prod(y->dims, 2, y->rank), batch = x->dims[0], chans = x->dims[1];
+    LLVMValueRef args[] = {k->out[0].ptr, k->in[0].ptr, dtc(c, x->dtype), k->in[1].ptr,
+                           dtc(c, g->dtype), cg_i64(c, nsp), sd, cg_i64(c, chans),
+                           cg_i64(c, points), cg_i64(c, batch), cg_i64(c, mode), cg_i64(c, pad),
+                           cg_i64(c, ir_node_int(k->node, "align_corners") != 0), k->begin, k->end};
+    cg_call_void(c, "kk_grid_sample", args, (int)(sizeof args / sizeof args[0]));
+    int64_t taps = mode == 1 ? 1 : mode == 0 ? 2 : 4, per = chans;
+    for (int d = 0; d < nsp; d++) per *= taps;
+    set_work(k, batch * points, per);
     return 0;
 }

@@ -18,8 +18,10 @@
  * kk_reduce.h), so long f32 sums stay as accurate as the reference's.
  * Attribute meanings (axes unset or empty = all, negative axes, keepdims,
  * select_last_index) follow ir/ops/reduce.c, the reference kernels.
- * A Max/Min/ArgMax/ArgMin over an empty axis is known here, since shapes
- * are static: the kernel just reports CG_ERR_EMPTY. */
+ * An empty reduced axis is known here, since shapes are static: Max and
+ * Min fill their output with the identity (-inf / +inf, the lowest /
+ * highest integer), ArgMax/ArgMin just report CG_ERR_EMPTY. */
+#include <math.h>
 #include <stdio.h>
 
 #include "cg_internal.h"
@@ -54,6 +56,10 @@ static const char *dtype_suffix(kiln_dtype dt)
     case KILN_U8: return "u8";
     case KILN_I32: return "i32";
     case KILN_I64: return "i64";
+    case KILN_I16: return "i16";
+    case KILN_U16: return "u16";
+    case KILN_U32: return "u32";
+    case KILN_U64: return "u64";
     default: return NULL;
     }
 }
@@ -74,6 +80,31 @@ static int report_empty(cg_ctx *c, cg_kernel *k)
     LLVMBuildStore(c->b, cg_i32(c, CG_ERR_EMPTY), k->err);
     k->work = 1;
     k->grain = 1;
+    return 0;
+}
+
+/* Max/Min over an empty axis (ONNX opset 18+): every output element is
+ * the identity, the lowest value of the dtype (-inf) for Max and the
+ * highest (+inf) for Min. One work item writes them all. */
+static int fill_extreme(cg_ctx *c, cg_kernel *k, kiln_dtype dt, int64_t nout, bool highest)
+{
+    LLVMTypeRef t = cg_compute_type(c, dt);
+    LLVMValueRef v;
+    if (ir_dtype_is_float(dt)) {
+        v = LLVMConstReal(t, highest ? INFINITY : -INFINITY);
+    } else {
+        unsigned bits = LLVMGetIntTypeWidth(t);
+        uint64_t sign = UINT64_C(1) << (bits - 1);
+        if (ir_dtype_is_signed(dt)) v = LLVMConstInt(t, highest ? sign - 1 : sign, 0);
+        else v = highest ? LLVMConstAllOnes(t) : LLVMConstInt(t, 0, 0);
+    }
+    k->work = 1;
+    k->grain = 1;
+    if (nout == 0) return 0;
+    cg_loop l;
+    cg_loop_begin(c, &l, cg_i64(c, 0), cg_i64(c, nout), "fill");
+    cg_store_elem(c, dt, k->out[0].ptr, l.i, v);
+    cg_loop_end(c, &l);
     return 0;
 }
 
@@ -141,7 +172,7 @@ static int lower_reduce_of(cg_ctx *c, cg_kernel *k, int op, const ir_type *x, LL
         if (reduced[d]) count *= x->dims[d];
         else nout *= x->dims[d];
     }
-    if (count == 0 && (op == KK_RED_MAX || op == KK_RED_MIN)) return report_empty(c, k);
+    if (count == 0 && (op == KK_RED_MAX || op == KK_RED_MIN)) return fill_extreme(c, k, x->dtype, nout, op == KK_RED_MIN);
     if (nout == 0) return 0; /* nothing to write */
 
     red_shape s;

@@ -45,6 +45,8 @@ static const npy_type npy_types[] = {
     {KILN_F32, 'f', 4, "<f4"},  {KILN_F64, 'f', 8, "<f8"}, {KILN_F16, 'f', 2, "<f2"},
     {KILN_BF16, 'V', 2, "|V2"}, {KILN_I8, 'i', 1, "|i1"},  {KILN_U8, 'u', 1, "|u1"},
     {KILN_I32, 'i', 4, "<i4"},  {KILN_I64, 'i', 8, "<i8"}, {KILN_BOOL, 'b', 1, "|b1"},
+    {KILN_I16, 'i', 2, "<i2"},  {KILN_U16, 'u', 2, "<u2"}, {KILN_U32, 'u', 4, "<u4"},
+    {KILN_U64, 'u', 8, "<u8"},
 };
 #define NPY_NTYPES (sizeof npy_types / sizeof npy_types[0])
 
@@ -607,6 +609,11 @@ int kiln_tensor_write_npy(const kiln_tensor *t, const char *path, kiln_status *s
         return ir_set_status(status, KILN_ERR_INVALID_ARGUMENT,
                              "kiln_tensor_write_npy: path is NULL");
     if (!t) return ir_set_status(status, KILN_ERR_INVALID_ARGUMENT, "%s: the tensor is NULL", path);
+    if (ir_dtype_is_storage(t->dtype))
+        return ir_set_status(status, KILN_ERR_UNIMPLEMENTED,
+                             "%s: numpy has no %s dtype; Cast the tensor to f32 (or i8/u8) to "
+                             "write it",
+                             path, kiln_dtype_name(t->dtype));
     const npy_type *ty = NULL;
     for (size_t i = 0; i < NPY_NTYPES; i++)
         if (npy_types[i].dtype == t->dtype) ty = &npy_types[i];

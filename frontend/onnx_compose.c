@@ -723,20 +723,38 @@ ONNX_CONV(cv_dequantize)
             return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "output_dtype %s", onnx_dtype_name(ot));
     }
     kiln_value x = onnx_cast(cx, in[0], KILN_F32);
-    if (onnx_has(in, nin, 2))
-        x = onnx_op2(cx, "Sub", x,
-                     onnx_cast(cx, quant_param(cx, in[2], tx, axis, block), KILN_F32));
+    if (onnx_has(in, nin, 2)) /* widened first: storage dtypes only reshape */
+        x = onnx_op2(cx, "Sub", x, quant_param(cx, onnx_cast(cx, in[2], KILN_F32), tx, axis, block));
     kiln_value s = onnx_cast(cx, quant_param(cx, in[1], tx, axis, block), KILN_F32);
     return onnx_done(cx, out, onnx_cast(cx, onnx_op2(cx, "Mul", x, s), od));
 }
 
-/* round(x / scale) + zero point, saturated to the 8-bit range of od. */
+/* The integer range quantization to od saturates to; false if none. */
+static bool quant_int_range(kiln_dtype od, double *lo, double *hi)
+{
+    switch (od) {
+    case KILN_U8: *lo = 0, *hi = 255; return true;
+    case KILN_I8: *lo = -128, *hi = 127; return true;
+    case KILN_U16: *lo = 0, *hi = 65535; return true;
+    case KILN_I16: *lo = -32768, *hi = 32767; return true;
+    case KILN_U4: *lo = 0, *hi = 15; return true;
+    case KILN_I4: *lo = -8, *hi = 7; return true;
+    case KILN_U2: *lo = 0, *hi = 3; return true;
+    case KILN_I2: *lo = -2, *hi = 1; return true;
+    default: return false;
+    }
+}
+
+/* round(x / scale) + zero point, saturated to the integer range of od
+ * (8 or 16 bits: exact in f32). */
 static kiln_value quantize(onnx_ctx *cx, kiln_value x, kiln_value s, kiln_value zp, kiln_dtype od)
 {
     kiln_value q = onnx_op1(
         cx, "Round", onnx_op2(cx, "Div", onnx_cast(cx, x, KILN_F32), onnx_cast(cx, s, KILN_F32)));
     if (kiln_value_ok(zp)) q = onnx_op2(cx, "Add", q, onnx_cast(cx, zp, KILN_F32));
-    return onnx_cast(cx, onnx_clip(cx, q, od == KILN_U8 ? 0 : -128, od == KILN_U8 ? 255 : 127), od);
+    double lo = 0, hi = 255;
+    quant_int_range(od, &lo, &hi);
+    return onnx_cast(cx, onnx_clip(cx, q, lo, hi), od);
 }
 
 ONNX_CONV(cv_quantize)
@@ -749,12 +767,32 @@ ONNX_CONV(cv_quantize)
     kiln_dtype od = onnx_has(in, nin, 2) ? onnx_type(cx, in[2])->dtype
                     : ot                 ? onnx_dtype(ot)
                                          : KILN_U8;
-    if (od != KILN_U8 && od != KILN_I8)
+    double qlo, qhi;
+    if (od && ir_dtype_is_storage_float(od)) {
+        /* float8/float4: x / scale + zero point, rounded by the Cast
+         * (saturating unless saturate=0) */
+        kiln_value zp = onnx_has(in, nin, 2)
+                            ? quant_param(cx, onnx_cast(cx, in[2], KILN_F32), tx, axis, block)
+                            : kiln_value_invalid();
+        kiln_value s = onnx_cast(cx, quant_param(cx, in[1], tx, axis, block), KILN_F32);
+        kiln_value q = onnx_op2(cx, "Div", onnx_cast(cx, in[0], KILN_F32), s);
+        if (kiln_value_ok(zp)) q = onnx_op2(cx, "Add", q, zp);
+        kiln_attrs *a = onnx_bag(cx);
+        if (!a) return cx->st->code;
+        kiln_attrs_dtype(a, "to", od);
+        if (!onnx_attr_int(n, "saturate", 1)) kiln_attrs_int(a, "saturate", 0);
+        kiln_value r = onnx_op(cx, "Cast", &q, 1, a);
+        kiln_attrs_free(a);
+        return onnx_done(cx, out, r);
+    }
+    if (!quant_int_range(od, &qlo, &qhi))
         return onnx_error(cx, KILN_ERR_UNIMPLEMENTED,
-                          "quantization to %s is not supported (8-bit only)",
+                          "quantization to %s is not supported (8- and 16-bit integers only)",
                           od ? kiln_dtype_name(od) : onnx_dtype_name(ot));
-    kiln_value zp =
-        onnx_has(in, nin, 2) ? quant_param(cx, in[2], tx, axis, block) : kiln_value_invalid();
+    /* (a storage-dtype zero point is widened before it is reshaped) */
+    kiln_value zp = !onnx_has(in, nin, 2) ? kiln_value_invalid()
+                    : ir_dtype_is_storage(od) ? quant_param(cx, onnx_cast(cx, in[2], KILN_F32), tx, axis, block)
+                                              : quant_param(cx, in[2], tx, axis, block);
     kiln_value s = quant_param(cx, in[1], tx, axis, block);
     return onnx_done(cx, out, quantize(cx, in[0], s, zp, od));
 }

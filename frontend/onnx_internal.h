@@ -17,6 +17,22 @@
 /* Folded constants larger than this many bytes (and larger than their
  * inputs together) stay computed nodes. */
 #define ONNX_FOLD_LIMIT ((size_t)1 << 20)
+/* Control flow: how deeply subgraphs may nest, and how many nodes the
+ * graph may reach while If branches, Scan and Loop bodies are inlined. */
+#define ONNX_MAX_SUBGRAPH_DEPTH 16
+#define ONNX_MAX_UNROLL_NODES 200000
+/* ... and how many bytes of constants folding inside them may make. */
+#define ONNX_MAX_UNROLL_BYTES ((size_t)1 << 30)
+
+/* The name table of an enclosing graph while a subgraph is imported: a
+ * subgraph node may use any value visible there. */
+typedef struct onnx_scope {
+    ir_strmap names;
+    kiln_value *vals;
+    int nvals, capvals;
+    const Onnx__NodeProto *owner; /* the node whose subgraph is being imported */
+    const struct onnx_scope *outer;
+} onnx_scope;
 
 typedef struct onnx_ctx {
     kiln_graph *g;
@@ -32,6 +48,12 @@ typedef struct onnx_ctx {
     /* Nodes that already carry an ONNX value's name. */
     unsigned char *claimed;
     int capclaimed;
+    /* Enclosing graphs' name tables (innermost first) while a subgraph is
+     * imported; NULL for the main graph. depth counts them. */
+    const onnx_scope *outer;
+    int depth;
+    size_t unrolled_bytes; /* folded inside subgraphs so far */
+    const char *dir; /* the model's directory, for external data */
 } onnx_ctx;
 
 /* Records an error that names the current node (its name, op type and
@@ -82,6 +104,15 @@ int onnx_read_file(const char *path, size_t max_bytes, uint8_t **buf, size_t *le
 /* Reads a serialized TensorProto file (as the ONNX test data sets hold)
  * into a new tensor. */
 kiln_tensor *onnx_read_tensor_file(const char *path, kiln_status *st);
+
+/* Imports the subgraph gp of the current node inline: its inputs are
+ * bound to in[0..nin) (nin must equal its input count), its initializers
+ * become constants, its nodes are converted (they may use any value of
+ * the enclosing graphs), and out[0..nout) gets its outputs (nout must
+ * equal its output count). `what` names the subgraph in messages. Returns
+ * 0 or the import's error code. */
+int onnx_import_subgraph(onnx_ctx *cx, const Onnx__GraphProto *gp, const char *what,
+                         const kiln_value *in, int nin, kiln_value *out, int nout);
 
 /* ---- the op table (onnx_ops.c) ---- */
 
@@ -165,5 +196,47 @@ ONNX_CONV(cv_quantize);
 ONNX_CONV(cv_dequantize);
 ONNX_CONV(cv_dynamic_quantize);
 ONNX_CONV(cv_resize);
+/* onnx_signal.c */
+ONNX_CONV(cv_window);
+ONNX_CONV(cv_mel_weight_matrix);
+ONNX_CONV(cv_dft);
+ONNX_CONV(cv_stft);
+/* onnx_recurrent.c */
+ONNX_CONV(cv_rnn);
+ONNX_CONV(cv_gru);
+ONNX_CONV(cv_lstm);
+/* onnx_stateful.c */
+ONNX_CONV(cv_causal_conv);
+ONNX_CONV(cv_linear_attention);
+/* onnx_spatial.c */
+ONNX_CONV(cv_grid_sample);
+ONNX_CONV(cv_affine_grid);
+ONNX_CONV(cv_center_crop_pad);
+ONNX_CONV(cv_col2im);
+
+/* Window attributes of a Conv, ConvTranspose or pooling node, read by
+ * onnx_ops.c. */
+typedef struct {
+    int sp;                   /* spatial dims: 1, 2 or 3 */
+    int64_t k[3], s[3], d[3]; /* kernel, strides, dilations */
+    int64_t pads[6];          /* begin..., end... (ONNX order) */
+} onnx_win;
+
+/* The lowerings of onnx_window.c; each returns the output value, or an
+ * invalid value after recording the error. op is "MaxPool2D" or
+ * "AveragePool2D"; x must have a static shape. */
+kiln_value onnx_pool3d(onnx_ctx *cx, const char *op, kiln_value x, const onnx_win *w,
+                       int64_t ceil_mode, int64_t count_include_pad);
+kiln_value onnx_conv3d(onnx_ctx *cx, const Onnx__NodeProto *n, const kiln_value *in, int nin,
+                       const onnx_win *w);
+kiln_value onnx_conv_transpose3d(onnx_ctx *cx, const Onnx__NodeProto *n, const kiln_value *in,
+                                 int nin, const onnx_win *w, const int64_t *outpad);
+/* Window sums (avg 0) or averages counting the taps inside the input
+ * (avg 1) or inside input and pads (avg 2), for any dilation. */
+kiln_value onnx_window_sum(onnx_ctx *cx, kiln_value x, const onnx_win *w, bool ceil_mode, int avg);
+/* onnx_control.c */
+ONNX_CONV(cv_if);
+ONNX_CONV(cv_scan);
+ONNX_CONV(cv_loop);
 
 #endif

@@ -214,7 +214,7 @@ static const char *simple_kiln_op(const char *t)
         {"Floor", "Floor"},   {"Ceil", "Ceil"},       {"Round", "Round"},
         {"Sign", "Sign"},     {"IsNaN", "IsNaN"},
         {"Sin", "Sin"},       {"Cos", "Cos"},         {"Tan", "Tan"},
-        {"Asin", "Asin"},     {"Acos", "Acos"},       {"Atan", "Atan"},
+    {"Asin", "Asin"},     {"Acos", "Acos"},       {"Atan", "Atan"},
         {"Sinh", "Sinh"},     {"Cosh", "Cosh"},       {"Asinh", "Asinh"},
         {"Acosh", "Acosh"},   {"Atanh", "Atanh"}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
@@ -403,6 +403,21 @@ CONV(cv_mod)
     return onnx_done(cx, out, r);
 }
 
+CONV(cv_bitwise)
+{
+    /* BitwiseAnd/Or/Xor/Not keep their names; BitShift carries its
+     * direction ("LEFT" or "RIGHT", checked by the op's inference). */
+    if (strcmp(n->op_type, "BitShift") != 0)
+        return onnx_done(cx, out, onnx_op(cx, n->op_type, in, nin < 2 ? nin : 2, NULL));
+    char dir[16];
+    kiln_attrs *a = onnx_bag(cx);
+    if (!a) return cx->st->code;
+    kiln_attrs_string(a, "direction", onnx_attr_string(n, "direction", "", dir, sizeof dir));
+    kiln_value r = onnx_op(cx, "BitShift", in, nin < 2 ? nin : 2, a);
+    kiln_attrs_free(a);
+    return onnx_done(cx, out, r);
+}
+
 CONV(cv_variadic)
 {
     /* Sum, Mean, Max, Min over any number of inputs (broadcasting). */
@@ -429,9 +444,17 @@ CONV(cv_cast)
             return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "cast to %s, which kiln does not support",
                               onnx_dtype_name(t));
     }
+    /* opset 19+: saturate (float8 overflow); opset 25: round_mode (E8M0) */
+    int64_t saturate = onnx_attr_int(n, "saturate", 1);
+    char rm[16];
+    const char *round_mode = onnx_attr_string(n, "round_mode", "up", rm, sizeof rm);
+    if (to == KILN_F8E8M0 && strcmp(round_mode, "up"))
+        return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "round_mode '%s' to FLOAT8E8M0 (kiln rounds up only)",
+                          round_mode);
     kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
     kiln_attrs_dtype(a, "to", to);
+    if (!saturate) kiln_attrs_int(a, "saturate", 0);
     kiln_value r = onnx_op(cx, "Cast", in, 1, a);
     kiln_attrs_free(a);
     return onnx_done(cx, out, r);
@@ -1028,29 +1051,26 @@ CONV(cv_lpnorm)
     return onnx_done(cx, out, onnx_op2(cx, "Div", x, onnx_op(cx, "Where", w, 3, NULL)));
 }
 
-/* ---- convolution and pooling (1-D lowered to 2-D) ---- */
-
-typedef struct {
-    int sp;                   /* spatial dims: 1 or 2 */
-    int64_t k[2], s[2], d[2]; /* kernel, strides, dilations */
-    int64_t pads[4];          /* begin..., end... (ONNX order) */
-} win_params;
+/* ---- convolution and pooling (1-D lowered to 2-D; 3-D and dilated average
+ * pools by frontend/onnx_window.c) ---- */
 
 /* Reads kernel_shape, strides, dilations, pads and auto_pad for a window
  * op over input type t. */
 static int window(onnx_ctx *cx, const Onnx__NodeProto *n, const ir_type *t, const int64_t *kernel,
-                  win_params *w, bool transposed)
+                  onnx_win *w, bool transposed)
 {
     w->sp = t->rank - 2;
-    if (w->sp < 1 || w->sp > 2) {
-        char b[IR_TYPE_STR_MAX];
+    char b[IR_TYPE_STR_MAX];
+    if (w->sp < 1 || w->sp > 3)
         return onnx_error(cx, KILN_ERR_UNIMPLEMENTED,
-                          "%d-D input %s: kiln supports 1-D and 2-D windows", w->sp,
+                          "%d-D input %s: kiln supports 1-D, 2-D and 3-D windows", w->sp,
                           ir_type_str(t, b, sizeof b));
-    }
+    if (w->sp == 3 && !ir_type_is_static(t))
+        return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "3-D input %s: 3-D windows need static shapes",
+                          ir_type_str(t, b, sizeof b));
     int c;
     const int64_t *v;
-    for (int i = 0; i < 2; i++) w->k[i] = w->s[i] = w->d[i] = 1;
+    for (int i = 0; i < 3; i++) w->k[i] = w->s[i] = w->d[i] = 1;
     memset(w->pads, 0, sizeof w->pads);
     v = onnx_attr_ints(n, "kernel_shape", &c);
     if (c == w->sp) memcpy(w->k, v, sizeof(int64_t) * (size_t)c);
@@ -1090,8 +1110,8 @@ static int window(onnx_ctx *cx, const Onnx__NodeProto *n, const ir_type *t, cons
     return KILN_OK;
 }
 
-/* Window attributes in kiln's 2-D form. */
-static void win_attrs(kiln_attrs *a, const win_params *w, bool kernel, bool dil)
+/* Window attributes in kiln's 2-D form (1-D and 2-D windows). */
+static void win_attrs(kiln_attrs *a, const onnx_win *w, bool kernel, bool dil)
 {
     int64_t k[2], s[2], d[2], p[4];
     if (w->sp == 1) {
@@ -1123,10 +1143,11 @@ CONV(cv_conv)
 {
     bool tr = !strcmp(n->op_type, "ConvTranspose");
     const ir_type *t = onnx_type(cx, in[0]), *tw = onnx_type(cx, in[1]);
-    win_params w;
+    onnx_win w;
     if (tw->rank != t->rank) return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT, "weight rank differs from input rank");
     if (window(cx, n, t, tw->dims + 2, &w, tr)) return cx->st->code;
-    int64_t outpad[2] = {0, 0};
+    if (w.sp == 3 && !tr) return onnx_done(cx, out, onnx_conv3d(cx, n, in, nin, &w));
+    int64_t outpad[3] = {0, 0, 0};
     int c;
     const int64_t *v = onnx_attr_ints(n, "output_padding", &c);
     if (tr && c == w.sp) memcpy(outpad, v, sizeof(int64_t) * (size_t)c);
@@ -1152,6 +1173,7 @@ CONV(cv_conv)
             }
         }
     }
+    if (w.sp == 3) return onnx_done(cx, out, onnx_conv_transpose3d(cx, n, in, nin, &w, outpad));
     kiln_value x = in[0], wt = in[1];
     if (w.sp == 1) {
         x = unsq2(cx, x);
@@ -1178,12 +1200,22 @@ CONV(cv_pool)
     if (max && nout > 1 && *n->output[1])
         return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "the Indices output is not supported");
     const ir_type *t = onnx_type(cx, in[0]);
-    win_params w;
+    onnx_win w;
     if (window(cx, n, t, NULL, &w, false)) return cx->st->code;
-    if (!max && (w.d[0] != 1 || w.d[1] != 1))
-        return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "dilated average pooling is not supported");
     if (max && onnx_attr_int(n, "storage_order", 0))
         return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "storage_order=1 is not supported");
+    if (!max && (w.d[0] != 1 || w.d[1] != 1 || w.d[2] != 1)) {
+        if (!ir_type_is_static(t))
+            return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "dilated average pooling needs static shapes");
+        return onnx_done(cx, out,
+                         onnx_window_sum(cx, in[0], &w, onnx_attr_int(n, "ceil_mode", 0) != 0,
+                                    onnx_attr_int(n, "count_include_pad", 0) ? 2 : 1));
+    }
+    if (w.sp == 3)
+        return onnx_done(cx, out,
+                         onnx_pool3d(cx, max ? "MaxPool2D" : "AveragePool2D", in[0], &w,
+                                onnx_attr_int(n, "ceil_mode", 0),
+                                onnx_attr_int(n, "count_include_pad", 0)));
     kiln_value x = w.sp == 1 ? unsq2(cx, in[0]) : in[0];
     kiln_attrs *a = onnx_bag(cx);
     if (!a) return cx->st->code;
@@ -1329,25 +1361,35 @@ CONV(cv_einsum)
 CONV(cv_lppool)
 {
     const ir_type *t = onnx_type(cx, in[0]);
-    win_params w;
+    onnx_win w;
     if (window(cx, n, t, NULL, &w, false)) return cx->st->code;
-    if (w.d[0] != 1 || w.d[1] != 1)
-        return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "dilated LpPool is not supported");
+    bool dilated = w.d[0] != 1 || w.d[1] != 1 || w.d[2] != 1;
+    if (dilated && !ir_type_is_static(t))
+        return onnx_error(cx, KILN_ERR_UNIMPLEMENTED, "dilated LpPool needs static shapes");
     int64_t p = onnx_attr_int(n, "p", 2);
     kiln_value x = in[0];
     kiln_value ap = p == 2   ? onnx_op2(cx, "Mul", x, x)
                     : p == 1 ? onnx_op1(cx, "Abs", x)
                              : onnx_op2(cx, "Pow", onnx_op1(cx, "Abs", x), onnx_scalar_like(cx, x, (double)p));
-    if (w.sp == 1) ap = unsq2(cx, ap);
-    kiln_attrs *a = onnx_bag(cx);
-    if (!a) return cx->st->code;
-    win_attrs(a, &w, true, false);
-    kiln_attrs_int(a, "ceil_mode", onnx_attr_int(n, "ceil_mode", 0));
-    kiln_attrs_int(a, "count_include_pad", 1);
-    kiln_value r = onnx_op(cx, "AveragePool2D", &ap, 1, a);
-    kiln_attrs_free(a);
-    if (w.sp == 1) r = sq2(cx, r);
-    r = onnx_op2(cx, "Mul", r, onnx_scalar_like(cx, x, (double)(w.k[0] * (w.sp == 2 ? w.k[1] : 1))));
+    kiln_value r;
+    int64_t wsize = 1;
+    if (dilated) {
+        r = onnx_window_sum(cx, ap, &w, onnx_attr_int(n, "ceil_mode", 0) != 0, 0);
+    } else if (w.sp == 3) {
+        r = onnx_pool3d(cx, "AveragePool2D", ap, &w, onnx_attr_int(n, "ceil_mode", 0), 1);
+    } else {
+        if (w.sp == 1) ap = unsq2(cx, ap);
+        kiln_attrs *a = onnx_bag(cx);
+        if (!a) return cx->st->code;
+        win_attrs(a, &w, true, false);
+        kiln_attrs_int(a, "ceil_mode", onnx_attr_int(n, "ceil_mode", 0));
+        kiln_attrs_int(a, "count_include_pad", 1);
+        r = onnx_op(cx, "AveragePool2D", &ap, 1, a);
+        kiln_attrs_free(a);
+        if (w.sp == 1) r = sq2(cx, r);
+    }
+    for (int i = 0; i < w.sp && !dilated; i++) wsize *= w.k[i];
+    if (wsize != 1) r = onnx_op2(cx, "Mul", r, onnx_scalar_like(cx, x, (double)wsize));
     if (p == 2) r = onnx_op1(cx, "Sqrt", r);
     else if (p != 1) r = onnx_op2(cx, "Pow", r, onnx_scalar_like(cx, x, 1.0 / (double)p));
     return onnx_done(cx, out, r);
@@ -1367,6 +1409,7 @@ static const onnx_opentry op_table[] = {
     {"Acos", 7, 99, cv_simple, "Acos"},
     {"Acosh", 9, 99, cv_simple, "Acosh"},
     {"Add", 1, 99, cv_simple, "Add"},
+    {"AffineGrid", 20, 99, onnx_cv_affine_grid, "Constant, Transpose, MatMul, Reshape"},
     {"And", 1, 99, cv_simple, "And"},
     {"ArgMax", 1, 99, cv_arg, "ArgMax"},
     {"ArgMin", 1, 99, cv_arg, "ArgMin"},
@@ -1375,24 +1418,34 @@ static const onnx_opentry op_table[] = {
     {"Atan", 7, 99, cv_simple, "Atan"},
     {"Atanh", 9, 99, cv_simple, "Atanh"},
     {"Attention", 23, 99, onnx_cv_attention, "MatMul, Softmax, Transpose, Reshape, masks (static shapes)"},
-    {"AveragePool", 1, 99, cv_pool, "AveragePool2D (1-D, 2-D)"},
+    {"AveragePool", 1, 99, cv_pool, "AveragePool2D (1-D, 2-D; 3-D as two 2-D)"},
     {"BatchNormalization", 1, 99, cv_batchnorm, "BatchNormalization (inference)"},
+    {"BitShift", 11, 99, cv_bitwise, "BitShift"},
+    {"BitwiseAnd", 18, 99, cv_bitwise, "BitwiseAnd"},
+    {"BitwiseNot", 18, 99, cv_bitwise, "BitwiseNot"},
+    {"BitwiseOr", 18, 99, cv_bitwise, "BitwiseOr"},
+    {"BitwiseXor", 18, 99, cv_bitwise, "BitwiseXor"},
+    {"BlackmanWindow", 17, 99, onnx_cv_window, "Constant (size constant)"},
     {"Cast", 1, 99, cv_cast, "Cast"},
     {"CastLike", 15, 99, cv_cast, "Cast"},
+    {"CausalConvWithState", 27, 99, onnx_cv_causal_conv, "Concat, Conv2D (depthwise), Sigmoid, Mul, Slice (static shapes)"},
     {"Ceil", 1, 99, cv_simple, "Ceil"},
     {"Celu", 12, 99, cv_celu, "Maximum, Minimum, Exp, arithmetic"},
+    {"CenterCropPad", 18, 99, onnx_cv_center_crop_pad, "Pad (crops as negative pads)"},
     {"Clip", 1, 99, cv_clip, "Clip (min/max constant)"},
+    {"Col2Im", 18, 99, onnx_cv_col2im, "ConvTranspose2D (2-D images)"},
     {"Concat", 1, 99, cv_concat, "Concat"},
     {"Constant", 1, 99, cv_constant, "Constant"},
     {"ConstantOfShape", 9, 99, cv_constant_of_shape, "Constant, Expand"},
-    {"Conv", 1, 99, cv_conv, "Conv2D (1-D, 2-D)"},
-    {"ConvTranspose", 1, 99, cv_conv, "ConvTranspose2D (1-D, 2-D)"},
+    {"Conv", 1, 99, cv_conv, "Conv2D (1-D, 2-D; 3-D as a sum of 2-D)"},
+    {"ConvTranspose", 1, 99, cv_conv, "ConvTranspose2D (1-D, 2-D; 3-D as two 2-D)"},
     {"Cos", 7, 99, cv_simple, "Cos"},
     {"Cosh", 9, 99, cv_simple, "Cosh"},
     {"CumProd", 26, 99, onnx_cv_cum, "CumProd"},
     {"CumSum", 11, 99, onnx_cv_cum, "CumSum (axis constant)"},
     {"DepthToSpace", 1, 99, onnx_cv_depth_space, "Reshape, Transpose"},
     {"DequantizeLinear", 10, 99, onnx_cv_dequantize, "Cast, Sub, Mul"},
+    {"DFT", 17, 99, onnx_cv_dft, "MatMul with constant cos/sin matrices, Transpose, Slice, Concat (static sizes)"},
     {"Div", 1, 99, cv_simple, "Div"},
     {"Dropout", 1, 99, cv_dropout, "Identity (inference)"},
     {"DynamicQuantizeLinear", 11, 99, onnx_cv_dynamic_quantize, "ReduceMax, ReduceMin, Round, Clip, Cast"},
@@ -1405,6 +1458,7 @@ static const onnx_opentry op_table[] = {
     {"EyeLike", 9, 99, onnx_cv_eyelike, "Constant (static shapes)"},
     {"Flatten", 1, 99, cv_flatten, "Flatten"},
     {"Floor", 1, 99, cv_simple, "Floor"},
+    {"GRU", 7, 99, onnx_cv_gru, "unrolled: MatMul, Slice, Sigmoid/Tanh, arithmetic, Where, Concat (static shapes)"},
     {"Gather", 1, 99, cv_gather, "Gather"},
     {"GatherElements", 11, 99, onnx_cv_gather_elements, "GatherElements"},
     {"GatherND", 11, 99, onnx_cv_gathernd, "ReduceSum, Gather (batch_dims 0, 1)"},
@@ -1414,28 +1468,36 @@ static const onnx_opentry op_table[] = {
     {"GlobalMaxPool", 1, 99, cv_global_pool, "ReduceMax"},
     {"Greater", 1, 99, cv_simple, "Greater"},
     {"GreaterOrEqual", 12, 99, cv_simple, "GreaterOrEqual"},
+    {"GridSample", 16, 99, onnx_cv_grid_sample, "GridSample"},
     {"GroupNormalization", 21, 99, onnx_cv_groupnorm, "ReduceMean, Rsqrt, arithmetic"},
+    {"HammingWindow", 17, 99, onnx_cv_window, "Constant (size constant)"},
+    {"HannWindow", 17, 99, onnx_cv_window, "Constant (size constant)"},
     {"HardSigmoid", 1, 99, cv_hardsigmoid, "Mul, Add, Clip"},
     {"HardSwish", 14, 99, cv_hardswish, "Mul, Add, Clip"},
     {"Hardmax", 1, 99, onnx_cv_hardmax, "ArgMax, OneHot"},
     {"Identity", 1, 99, cv_simple, "Identity"},
+    {"If", 1, 99, onnx_cv_if, "the chosen branch inlined (condition constant), or both branches and Where"},
     {"InstanceNormalization", 1, 99, cv_instancenorm, "ReduceMean, Rsqrt, arithmetic"},
     {"IsInf", 10, 99, cv_isinf, "IsInf"},
     {"IsNaN", 9, 99, cv_simple, "IsNaN"},
     {"LRN", 1, 99, onnx_cv_lrn, "AveragePool2D, Pow, arithmetic"},
+    {"LSTM", 7, 99, onnx_cv_lstm, "unrolled: MatMul, Slice, Sigmoid/Tanh, arithmetic, Where, Concat (static shapes)"},
     {"LayerNormalization", 17, 99, cv_layernorm, "LayerNormalization (Mean, InvStdDev: ReduceMean, Rsqrt)"},
     {"LeakyRelu", 1, 99, cv_alpha, "LeakyRelu"},
     {"Less", 1, 99, cv_simple, "Less"},
     {"LessOrEqual", 12, 99, cv_simple, "LessOrEqual"},
+    {"LinearAttention", 27, 99, onnx_cv_linear_attention, "unrolled: MatMul, Exp, arithmetic, Expand, Concat (static shapes)"},
     {"Log", 1, 99, cv_simple, "Log"},
     {"LogSoftmax", 1, 99, cv_softmax, "LogSoftmax"},
+    {"Loop", 1, 99, onnx_cv_loop, "the body unrolled (trip count and condition constant), Concat"},
     {"LpNormalization", 1, 99, cv_lpnorm, "ReduceSum, Sqrt, Div"},
-    {"LpPool", 1, 99, cv_lppool, "AveragePool2D, Pow (1-D, 2-D)"},
+    {"LpPool", 1, 99, cv_lppool, "AveragePool2D, Pow (1-D, 2-D, 3-D)"},
     {"MatMul", 1, 99, cv_simple, "MatMul"},
     {"Max", 1, 99, cv_variadic, "Maximum"},
-    {"MaxPool", 1, 99, cv_pool, "MaxPool2D (1-D, 2-D)"},
+    {"MaxPool", 1, 99, cv_pool, "MaxPool2D (1-D, 2-D; 3-D as two 2-D)"},
     {"Mean", 1, 99, cv_variadic, "Add, Div"},
     {"MeanVarianceNormalization", 9, 99, onnx_cv_mvn, "ReduceMean, Sqrt, arithmetic"},
+    {"MelWeightMatrix", 17, 99, onnx_cv_mel_weight_matrix, "Constant (inputs constant)"},
     {"Min", 1, 99, cv_variadic, "Minimum"},
     {"Mish", 18, 99, cv_mish, "Softplus, Tanh, Mul"},
     {"Mod", 10, 99, cv_mod, "Mod"},
@@ -1448,8 +1510,9 @@ static const onnx_opentry op_table[] = {
     {"PRelu", 1, 99, cv_prelu, "Less, Mul, Where"},
     {"Pad", 1, 99, cv_pad, "Pad (pads constant)"},
     {"Pow", 1, 99, cv_pow, "Pow"},
-    {"QuantizeLinear", 10, 99, onnx_cv_quantize, "Div, Round, Add, Clip, Cast (8-bit)"},
+    {"QuantizeLinear", 10, 99, onnx_cv_quantize, "Div, Round, Add, Clip, Cast (8/16-bit, 4/2-bit ints, float8/float4)"},
     {"RMSNormalization", 23, 99, cv_rmsnorm, "ReduceMean, Rsqrt, Mul"},
+    {"RNN", 7, 99, onnx_cv_rnn, "unrolled: MatMul, Slice, Tanh, arithmetic, Where, Concat (static shapes)"},
     {"Range", 11, 99, cv_range, "Constant (folded)"},
     {"Reciprocal", 1, 99, cv_simple, "Reciprocal"},
     {"ReduceL1", 1, 99, cv_reduce, "Abs, ReduceSum"},
@@ -1467,6 +1530,7 @@ static const onnx_opentry op_table[] = {
     {"Resize", 11, 99, onnx_cv_resize, "Gather, Mul, Add per axis (scales/sizes constant; no antialias)"},
     {"RotaryEmbedding", 23, 99, onnx_cv_rotary, "Gather, Slice, arithmetic, Concat"},
     {"Round", 11, 99, cv_simple, "Round"},
+    {"Scan", 8, 99, onnx_cv_scan, "the body unrolled over the scan axis; Slice, Squeeze, Concat"},
     {"Scatter", 9, 10, onnx_cv_scatter, "ScatterElements"},
     {"ScatterElements", 11, 99, onnx_cv_scatter, "ScatterElements"},
     {"ScatterND", 11, 99, onnx_cv_scatter, "ScatterND"},
@@ -1487,6 +1551,7 @@ static const onnx_opentry op_table[] = {
     {"Split", 1, 99, cv_split, "Split (split constant)"},
     {"Sqrt", 1, 99, cv_simple, "Sqrt"},
     {"Squeeze", 1, 99, cv_squeeze, "Squeeze (axes constant)"},
+    {"STFT", 17, 99, onnx_cv_stft, "Gather (constant frame indices), Mul, MatMul with constant cos/sin matrices"},
     {"Sub", 1, 99, cv_simple, "Sub"},
     {"Sum", 1, 99, cv_variadic, "Add"},
     {"SwiGLU", 28, 99, onnx_cv_swiglu, "Sigmoid, Mul"},
@@ -1510,12 +1575,6 @@ static const char *const unsupported[][2] = {
     {"ConvInteger", "quantization is not supported yet"},
     {"QLinearMatMul", "quantization is not supported yet"},
     {"QLinearConv", "quantization is not supported yet"},
-    {"LSTM", "recurrent ops are not supported yet"},
-    {"GRU", "recurrent ops are not supported yet"},
-    {"RNN", "recurrent ops are not supported yet"},
-    {"If", "control flow (subgraphs) is not supported"},
-    {"Loop", "control flow (subgraphs) is not supported"},
-    {"Scan", "control flow (subgraphs) is not supported"},
     {"NonZero", "data-dependent output shapes are not supported"},
     {"Unique", "data-dependent output shapes are not supported"},
     {"Compress", "data-dependent output shapes are not supported"},

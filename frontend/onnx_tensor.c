@@ -47,6 +47,20 @@ kiln_dtype onnx_dtype(int t)
     case 10: return KILN_F16;
     case 11: return KILN_F64;
     case 16: return KILN_BF16;
+    case 4: return KILN_U16;
+    case 5: return KILN_I16;
+    case 12: return KILN_U32;
+    case 13: return KILN_U64;
+    case 17: return KILN_F8E4M3FN;
+    case 18: return KILN_F8E4M3FNUZ;
+    case 19: return KILN_F8E5M2;
+    case 20: return KILN_F8E5M2FNUZ;
+    case 21: return KILN_U4;
+    case 22: return KILN_I4;
+    case 23: return KILN_F4E2M1;
+    case 24: return KILN_F8E8M0;
+    case 25: return KILN_U2;
+    case 26: return KILN_I2;
     default: return (kiln_dtype)0;
     }
 }
@@ -199,6 +213,22 @@ done:
     return rc;
 }
 
+/* ONNX packs the 4-bit types two to a byte and the 2-bit types four to a
+ * byte, low bits first; kiln keeps one element a byte. */
+static int packed_per_byte(int ot)
+{
+    return ot == 21 || ot == 22 || ot == 23 ? 2 : ot == 25 || ot == 26 ? 4 : 1;
+}
+
+/* Element i of a packed tensor, from the byte that holds it. */
+static uint8_t subbyte_elem(kiln_dtype dt, int per, unsigned byte, size_t i)
+{
+    unsigned bits = 8u / (unsigned)per, mask = (1u << bits) - 1;
+    unsigned v = (byte >> ((i % (size_t)per) * bits)) & mask;
+    if ((dt == KILN_I4 || dt == KILN_I2) && (v >> (bits - 1))) v |= ~mask; /* sign-extend */
+    return (uint8_t)v;
+}
+
 int onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir, const char *what,
                            kiln_tensor **out, kiln_status *st)
 {
@@ -234,14 +264,28 @@ int onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir, const c
         return ir_set_status(st, KILN_ERR_INVALID_ARGUMENT,
                              "tensor '%s': the element count of its dims overflows", what);
     size_t n = (size_t)numel, want = n * esz;
+    int per = packed_per_byte(ot);
+    size_t packed = (n + (size_t)per - 1) / (size_t)per; /* bytes in the file */
     bool external = tp->has_data_location &&
                     tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
     /* How many elements the file gives, before allocating for them. */
     size_t have;
     const char *field;
     if (external) {
+        if (per > 1)
+            return ir_set_status(st, KILN_ERR_UNIMPLEMENTED,
+                                 "tensor '%s': %s in external data is not supported", what,
+                                 onnx_dtype_name(ot));
         have = n;
         field = "external data";
+    } else if (tp->has_raw_data && per > 1) {
+        if (tp->raw_data.len != packed)
+            return ir_set_status(st, KILN_ERR_INVALID_ARGUMENT,
+                                 "tensor '%s': %s with %zu elements needs %zu bytes of packed "
+                                 "raw_data, the file holds %zu",
+                                 what, onnx_dtype_name(ot), n, packed, tp->raw_data.len);
+        have = n;
+        field = "raw_data";
     } else if (tp->has_raw_data) {
         if (tp->raw_data.len != want)
             return ir_set_status(st, KILN_ERR_INVALID_ARGUMENT,
@@ -255,8 +299,11 @@ int onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir, const c
         case 1: have = tp->n_float_data; field = "float_data"; break;
         case 7: have = tp->n_int64_data; field = "int64_data"; break;
         case 11: have = tp->n_double_data; field = "double_data"; break;
+        case 12: /* UINT32 and UINT64 live in uint64_data (onnx.proto) */
+        case 13: have = tp->n_uint64_data; field = "uint64_data"; break;
         default: have = tp->n_int32_data; field = "int32_data"; break;
         }
+        if (per > 1 && have == packed) have = n; /* one packed byte per int32 */
         if (have != n)
             return ir_set_status(st, KILN_ERR_INVALID_ARGUMENT,
                                  "tensor '%s': its shape has %zu elements, %s holds %zu", what, n,
@@ -279,9 +326,18 @@ int onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir, const c
     }
     kiln_tensor *t = kiln_tensor_new(dt, rank, dims);
     if (!t) return ir_set_status(st, KILN_ERR_OUT_OF_MEMORY, "tensor '%s': out of memory", what);
-    if (tp->has_raw_data) {
+    if (per > 1) {
+        for (size_t i = 0; i < n; i++) {
+            size_t k = i / (size_t)per;
+            unsigned b = tp->has_raw_data ? tp->raw_data.data[k] : (uint8_t)tp->int32_data[k];
+            ((uint8_t *)t->data)[i] = subbyte_elem(dt, per, b, i);
+        }
+    } else if (tp->has_raw_data) {
         if (want) memcpy(t->data, tp->raw_data.data, want);
         if (!host_is_little_endian()) swap_elements(t->data, n, esz);
+    } else if (ir_dtype_is_storage(dt)) {
+        /* float8: int32_data holds each element's bits */
+        for (size_t i = 0; i < n; i++) ((uint8_t *)t->data)[i] = (uint8_t)tp->int32_data[i];
     } else {
         for (size_t i = 0; i < n; i++) {
             switch (ot) {
@@ -290,6 +346,8 @@ int onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir, const c
             case 11: ((double *)t->data)[i] = tp->double_data[i]; break;
             case 10:
             case 16: ((uint16_t *)t->data)[i] = (uint16_t)tp->int32_data[i]; break;
+            case 12:
+            case 13: ir_store_i64(dt, t->data, i, (int64_t)tp->uint64_data[i]); break;
             default: ir_store_i64(dt, t->data, i, tp->int32_data[i]); break;
             }
         }

@@ -157,7 +157,8 @@ KILN_API size_t kiln_tensor_size(const kiln_tensor *t);
 KILN_API size_t kiln_tensor_nbytes(const kiln_tensor *t);
 
 /* NumPy .npy files (format versions 1.0 to 3.0, C order, either byte
- * order; every kiln dtype. numpy has no bf16, so bf16 is written as the
+ * order; every kiln dtype but the storage ones (float8, float4, int4, int2),
+ * which numpy lacks: writing one returns KILN_ERR_UNIMPLEMENTED. numpy has no bf16, so bf16 is written as the
  * opaque 2-byte type '|V2', which numpy reads as raw void values, and '|V2'
  * reads back as bf16). read returns a new tensor (caller frees) or NULL with
  * status set; write returns KILN_OK or an error code, and is atomic. */

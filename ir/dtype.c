@@ -4,6 +4,9 @@
 #include <string.h>
 
 #include "ir.h"
+#include "lowp.h"
+
+_Static_assert((int)LOWP_F8E4M3FN == (int)KILN_F8E4M3FN && (int)LOWP_U2 == (int)KILN_U2, "lowp.h dtype codes");
 
 /* Which dtypes of the enum the library accepts. A type is switched on here
  * once every layer (reference kernels, code generator, importers, file
@@ -11,7 +14,10 @@
 static const bool dtype_supported[KILN_U2 + 1] = {
     [KILN_F32] = true, [KILN_F64] = true, [KILN_F16] = true, [KILN_BF16] = true,
     [KILN_I8] = true,  [KILN_U8] = true,  [KILN_I32] = true, [KILN_I64] = true,
-    [KILN_BOOL] = true,
+    [KILN_BOOL] = true, [KILN_I16] = true, [KILN_U16] = true, [KILN_U32] = true, [KILN_U64] = true,
+    [KILN_F8E4M3FN] = true, [KILN_F8E4M3FNUZ] = true, [KILN_F8E5M2] = true, [KILN_F8E5M2FNUZ] = true,
+    [KILN_F8E8M0] = true, [KILN_F4E2M1] = true, [KILN_I4] = true, [KILN_U4] = true, [KILN_I2] = true,
+    [KILN_U2] = true,
 };
 
 bool ir_dtype_valid(int dt) { return dt >= KILN_F32 && dt <= KILN_U2 && dtype_supported[dt]; }
@@ -40,10 +46,18 @@ bool ir_dtype_is_float(kiln_dtype dt)
 
 bool ir_dtype_is_int(kiln_dtype dt)
 {
-    return dt == KILN_I8 || dt == KILN_U8 || dt == KILN_I32 || dt == KILN_I64;
+    return dt == KILN_I8 || dt == KILN_U8 || dt == KILN_I32 || dt == KILN_I64 || dt == KILN_I16 ||
+           dt == KILN_U16 || dt == KILN_U32 || dt == KILN_U64;
 }
 
-bool ir_dtype_is_signed(kiln_dtype dt) { return ir_dtype_is_float(dt) || dt == KILN_I8 || dt == KILN_I32 || dt == KILN_I64; }
+bool ir_dtype_is_signed(kiln_dtype dt)
+{
+    return ir_dtype_is_float(dt) || dt == KILN_I8 || dt == KILN_I16 || dt == KILN_I32 || dt == KILN_I64;
+}
+
+bool ir_dtype_is_storage(kiln_dtype dt) { return dt >= KILN_F8E4M3FN && dt <= KILN_U2; }
+
+bool ir_dtype_is_storage_float(kiln_dtype dt) { return dt >= KILN_F8E4M3FN && dt <= KILN_F4E2M1; }
 
 static uint32_t f32_bits(float f)
 {
@@ -115,7 +129,13 @@ double ir_load_f64(kiln_dtype dt, const void *p, size_t i)
     case KILN_I32: return ((const int32_t *)p)[i];
     case KILN_I64: return (double)((const int64_t *)p)[i];
     case KILN_BOOL: return ((const uint8_t *)p)[i] != 0;
-    default: break;
+    case KILN_I16: return ((const int16_t *)p)[i];
+    case KILN_U16: return ((const uint16_t *)p)[i];
+    case KILN_U32: return ((const uint32_t *)p)[i];
+    case KILN_U64: return (double)((const uint64_t *)p)[i];
+    default:
+        if (ir_dtype_is_storage(dt)) return lowp_to_f32((int)dt, ((const uint8_t *)p)[i]);
+        break;
     }
     return 0;
 }
@@ -128,6 +148,16 @@ int64_t ir_load_i64(kiln_dtype dt, const void *p, size_t i)
     case KILN_I32: return ((const int32_t *)p)[i];
     case KILN_I64: return ((const int64_t *)p)[i];
     case KILN_BOOL: return ((const uint8_t *)p)[i] != 0;
+    case KILN_I16: return ((const int16_t *)p)[i];
+    case KILN_U16: return ((const uint16_t *)p)[i];
+    case KILN_U32: return ((const uint32_t *)p)[i];
+    /* u64: the same 64 bits (values above INT64_MAX read negative; callers
+     * that compare, divide or widen use ir_dtype_is_u64 / ir_u64_*). */
+    case KILN_U64: return (int64_t)((const uint64_t *)p)[i];
+    case KILN_I4:
+    case KILN_U4:
+    case KILN_I2:
+    case KILN_U2: return (int64_t)lowp_to_f32((int)dt, ((const uint8_t *)p)[i]);
     default: break;
     }
     /* floats: truncate toward zero, saturating (NaN reads as 0) */
@@ -159,7 +189,19 @@ void ir_store_f64(kiln_dtype dt, void *p, size_t i, double v)
     case KILN_F16: ((uint16_t *)p)[i] = ir_f32_to_f16(f64_to_f32_odd(v)); return;
     case KILN_BF16: ((uint16_t *)p)[i] = ir_f32_to_bf16(f64_to_f32_odd(v)); return;
     case KILN_BOOL: ((uint8_t *)p)[i] = v != 0; return;
-    default: break;
+    case KILN_U64:
+        /* [2^63, 2^64) is representable only unsigned; beyond saturates */
+        if (v >= 9.2233720368547758e18) {
+            ((uint64_t *)p)[i] = v >= 1.8446744073709552e19 ? UINT64_MAX : (uint64_t)v;
+            return;
+        }
+        break;
+    default:
+        if (ir_dtype_is_storage(dt)) {
+            ((uint8_t *)p)[i] = ir_storage_from_f64(dt, v, true);
+            return;
+        }
+        break;
     }
     /* integers: truncate toward zero, saturating to int64, then wrap */
     int64_t x;
@@ -178,6 +220,21 @@ void ir_store_i64(kiln_dtype dt, void *p, size_t i, int64_t v)
     case KILN_I32: ((int32_t *)p)[i] = (int32_t)(uint32_t)(uint64_t)v; return;
     case KILN_I64: ((int64_t *)p)[i] = v; return;
     case KILN_BOOL: ((uint8_t *)p)[i] = v != 0; return;
+    case KILN_I16: ((int16_t *)p)[i] = (int16_t)(uint16_t)(uint64_t)v; return;
+    case KILN_U16: ((uint16_t *)p)[i] = (uint16_t)(uint64_t)v; return;
+    case KILN_U32: ((uint32_t *)p)[i] = (uint32_t)(uint64_t)v; return;
+    case KILN_U64: ((uint64_t *)p)[i] = (uint64_t)v; return;
+    case KILN_I4:
+    case KILN_U4:
+    case KILN_I2:
+    case KILN_U2: ((uint8_t *)p)[i] = lowp_from_i64((int)dt, v); return;
     default: ir_store_f64(dt, p, i, (double)v); return;
     }
 }
+
+uint8_t ir_storage_from_f64(kiln_dtype dt, double v, bool saturate)
+{
+    return lowp_from_f64((int)dt, v, saturate);
+}
+
+float ir_storage_to_f32(kiln_dtype dt, uint8_t code) { return lowp_to_f32((int)dt, code); }

@@ -5,6 +5,32 @@
 
 #include "ir.h"
 
+/* The storage dtypes (float8, float4, int4, int2) have no arithmetic: only
+ * Cast and data movement that copies whole elements accept them. */
+static int storage_dtype_check(ir_infer_ctx *cx)
+{
+    if (!cx->node) return 0;
+    switch (cx->node->op) {
+    case IR_OP_Placeholder:
+    case IR_OP_Constant:
+    case IR_OP_Identity:
+    case IR_OP_Cast:
+    case IR_OP_Transpose:
+    case IR_OP_Reshape:
+    case IR_OP_Flatten:
+    case IR_OP_Squeeze:
+    case IR_OP_Unsqueeze:
+    case IR_OP_Concat: return 0;
+    default: break;
+    }
+    for (int i = 0; i < cx->ninputs; i++)
+        if (ir_dtype_is_storage(cx->in[i].dtype))
+            return ir_infer_error(cx, "input %d has the storage dtype %s, which only Cast and data "
+                                      "movement accept (Cast it to a wider type first)",
+                                  i, kiln_dtype_name(cx->in[i].dtype));
+    return 0;
+}
+
 int ir_infer_run(ir_infer_ctx *cx, const kiln_graph *g, const ir_node *node, const ir_type *in,
                  int ninputs, const kiln_tensor *const *const_in)
 {
@@ -19,6 +45,7 @@ int ir_infer_run(ir_infer_ctx *cx, const kiln_graph *g, const ir_node *node, con
     int n = cx->def->noutputs < 0 ? 1 : cx->def->noutputs;
     if (ir_infer_set_noutputs(cx, n) < 0) return -1;
     if (!cx->def->infer) return ir_infer_error(cx, "has no type inference");
+    if (storage_dtype_check(cx) != 0) return -1;
     int rc = cx->def->infer(cx);
     if (rc != 0) return -1;
     for (int i = 0; i < cx->noutputs; i++) {
@@ -95,7 +122,7 @@ int ir_infer_require_dtypes(ir_infer_ctx *cx, int input, unsigned mask)
     if (mask & IR_DT_MASK(dt)) return 0;
     ir_buf b = {0};
     int k = 0;
-    for (int d = KILN_F32; d <= KILN_BOOL; d++)
+    for (int d = KILN_F32; d <= KILN_U2; d++) /* every dtype of the enum */
         if (mask & IR_DT_MASK(d)) ir_buf_printf(&b, "%s%s", k++ ? ", " : "", kiln_dtype_name((kiln_dtype)d));
     char *list = ir_buf_take(&b);
     ir_infer_error(cx, "input %d has dtype %s, which it does not support (supported: %s)", input,

@@ -67,8 +67,25 @@ void ir_buf_free(ir_buf *b);
 /* ---- Dtypes (ir/dtype.c) -------------------------------------------------- */
 bool ir_dtype_valid(int dt);
 bool ir_dtype_is_float(kiln_dtype dt);  /* f32 f64 f16 bf16 */
-bool ir_dtype_is_int(kiln_dtype dt);    /* i8 u8 i32 i64 */
-bool ir_dtype_is_signed(kiln_dtype dt); /* floats and i8 i32 i64 */
+bool ir_dtype_is_int(kiln_dtype dt);    /* i8 u8 i16 u16 i32 u32 i64 u64 */
+bool ir_dtype_is_signed(kiln_dtype dt); /* floats and i8 i16 i32 i64 */
+/* The storage dtypes (float8, float4, int4/uint4, int2/uint2): one byte an
+ * element, no arithmetic; feeds, fetches, constants, data movement, Cast and
+ * (De)QuantizeLinear only. _float: the float8 and float4 ones. */
+bool ir_dtype_is_storage(kiln_dtype dt);
+bool ir_dtype_is_storage_float(kiln_dtype dt);
+/* v converted to a storage dtype's byte by ONNX Cast rules (round to nearest
+ * even; saturate: out-of-range float8 goes to the largest finite value);
+ * and a storage byte's value (exact). */
+uint8_t ir_storage_from_f64(kiln_dtype dt, double v, bool saturate);
+float ir_storage_to_f32(kiln_dtype dt, uint8_t code);
+/* An integer as ir_load_i64 reads it, mapped so that signed int64 order is
+ * the dtype's order: u64 values above INT64_MAX read negative, so u64 flips
+ * the sign bit (the map is its own inverse). Other dtypes are unchanged. */
+static inline int64_t ir_int_order(kiln_dtype dt, int64_t v)
+{
+    return dt == KILN_U64 ? (int64_t)((uint64_t)v ^ 0x8000000000000000u) : v;
+}
 float ir_f16_to_f32(uint16_t h);
 uint16_t ir_f32_to_f16(float f);
 float ir_bf16_to_f32(uint16_t h);
@@ -409,7 +426,10 @@ int ir_infer_require_float(ir_infer_ctx *cx, int input);
 int ir_infer_require_dtypes(ir_infer_ctx *cx, int input, unsigned mask); /* 1u << dtype */
 #define IR_DT_MASK(dt) (1u << (dt))
 #define IR_DT_FLOATS (IR_DT_MASK(KILN_F32) | IR_DT_MASK(KILN_F64) | IR_DT_MASK(KILN_F16) | IR_DT_MASK(KILN_BF16))
-#define IR_DT_INTS (IR_DT_MASK(KILN_I8) | IR_DT_MASK(KILN_U8) | IR_DT_MASK(KILN_I32) | IR_DT_MASK(KILN_I64))
+#define IR_DT_INTS                                                                              \
+    (IR_DT_MASK(KILN_I8) | IR_DT_MASK(KILN_U8) | IR_DT_MASK(KILN_I16) | IR_DT_MASK(KILN_U16) |     \
+     IR_DT_MASK(KILN_I32) | IR_DT_MASK(KILN_U32) | IR_DT_MASK(KILN_I64) | IR_DT_MASK(KILN_U64))
+#define IR_DT_UNSIGNED (IR_DT_MASK(KILN_U8) | IR_DT_MASK(KILN_U16) | IR_DT_MASK(KILN_U32) | IR_DT_MASK(KILN_U64))
 #define IR_DT_NUMERIC (IR_DT_FLOATS | IR_DT_INTS)
 #define IR_DT_ALL (IR_DT_NUMERIC | IR_DT_MASK(KILN_BOOL))
 /* Output 0 broadcast of all inputs, dtype of input 0. */
@@ -472,6 +492,11 @@ struct ir_grad_ctx {
  * dims, then over the leading dims. Returns dx itself when nothing is
  * broadcast, an invalid value on error (recorded on g). */
 kiln_value ir_grad_unbroadcast(kiln_graph *g, kiln_value dx, const ir_type *target);
+/* Where a Slice node on an input of type x starts, its step and its
+ * length along each dim (start 0, step 1, the whole dim where not sliced;
+ * length -1 for a symbolic dim). Returns -1 for invalid attributes. */
+int ir_slice_geometry(const ir_node *node, const ir_type *x, int64_t *start, int64_t *step, int64_t *len);
+
 /* Records "<op> '<node>': <message>" with code on the graph; returns -1. */
 int ir_grad_error(ir_grad_ctx *gx, int code, const char *fmt, ...) IR_PRINTF(3, 4);
 
@@ -490,7 +515,7 @@ int ir_grad_error(ir_grad_ctx *gx, int code, const char *fmt, ...) IR_PRINTF(3, 
     X(ReduceMax) X(ReduceMin) X(ReduceProd) X(Sin) X(Cos) X(Tan) X(Asin) X(Acos) X(Atan)    \
     X(Sinh) X(Cosh) X(Asinh) X(Acosh) X(Atanh) X(Mod) X(Conv2DFilterGrad)                   \
     X(MaxPool2DGrad) X(AveragePool2DGrad) X(GatherGrad) X(CumSum) X(GatherElements) X(TopK)  \
-    X(ScatterElements)
+    X(ScatterElements) X(CumProd) X(ScatterND) X(OneHot)
 #define IR_GRAD_DECL(name) int ir_grad_##name(ir_grad_ctx *gx);
 IR_GRAD_RULES(IR_GRAD_DECL)
 IR_GRAD_RULES_NN(IR_GRAD_DECL)

@@ -66,6 +66,7 @@ static void print_attr(ir_buf *b, const ir_attr *a)
             for (size_t i = 0; i < a->u.t->size; i++) {
                 if (i) ir_buf_puts(b, ",");
                 if (ir_dtype_is_float(t.dtype)) print_double(b, ir_load_f64(t.dtype, a->u.t->data, i));
+                else if (t.dtype == KILN_U64) ir_buf_printf(b, "%llu", (unsigned long long)ir_load_i64(t.dtype, a->u.t->data, i));
                 else ir_buf_printf(b, "%lld", (long long)ir_load_i64(t.dtype, a->u.t->data, i));
             }
         }

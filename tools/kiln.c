@@ -211,6 +211,10 @@ static void print_summary(const char *name, const kiln_tensor *t)
         case KILN_I8: printf(" %d", ((const int8_t *)p)[i]); break;
         case KILN_U8:
         case KILN_BOOL: printf(" %u", ((const uint8_t *)p)[i]); break;
+        case KILN_I16: printf(" %d", ((const int16_t *)p)[i]); break;
+        case KILN_U16: printf(" %u", ((const uint16_t *)p)[i]); break;
+        case KILN_U32: printf(" %lu", (unsigned long)((const uint32_t *)p)[i]); break;
+        case KILN_U64: printf(" %llu", (unsigned long long)((const uint64_t *)p)[i]); break;
         default: printf(" 0x%04x", ((const uint16_t *)p)[i]); break;
         }
     }
@@ -350,6 +354,10 @@ static int fill_inputs(model *m, kiln_value *vals, kiln_tensor **tensors, int *c
             case KILN_I32: ((int32_t *)p)[k] = (int32_t)(u * 10); break;
             case KILN_I64: ((int64_t *)p)[k] = (int64_t)(u * 10); break;
             case KILN_BOOL: ((uint8_t *)p)[k] = u < 0.5; break;
+            case KILN_I16: ((int16_t *)p)[k] = (int16_t)(u * 10); break;
+            case KILN_U16: ((uint16_t *)p)[k] = (uint16_t)(u * 10); break;
+            case KILN_U32: ((uint32_t *)p)[k] = (uint32_t)(u * 10); break;
+            case KILN_U64: ((uint64_t *)p)[k] = (uint64_t)(u * 10); break;
             default: break; /* zeros */
             }
         }

@@ -14,8 +14,9 @@
 enum { KK_ERR_DIV_ZERO = 1, KK_ERR_INDEX = 2, KK_ERR_EMPTY = 3 };
 
 /* Dtype codes, the values of kiln_dtype. */
-enum { KK_F32 = 1, KK_F64, KK_F16, KK_BF16, KK_I8, KK_U8, KK_I32, KK_I64, KK_BOOL };
+enum { KK_F32 = 1, KK_F64, KK_F16, KK_BF16, KK_I8, KK_U8, KK_I32, KK_I64, KK_BOOL, KK_I16, KK_U16, KK_U32, KK_U64 };
 
 int64_t kk_ipow(int64_t a, int64_t b, int32_t *err);
+int64_t kk_upow(int64_t a, int64_t b, int32_t *err);
 
 #endif

@@ -23,3 +23,15 @@ int64_t kk_ipow(int64_t a, int64_t b, int32_t *err)
     }
     return (int64_t)acc;
 }
+
+/* a ** b for u64: every exponent is non-negative. */
+int64_t kk_upow(int64_t a, int64_t b, int32_t *err)
+{
+    (void)err;
+    uint64_t acc = 1, base = (uint64_t)a;
+    for (uint64_t e = (uint64_t)b; e; e >>= 1) {
+        if (e & 1) acc *= base;
+        base *= base;
+    }
+    return (int64_t)acc;
+}

@@ -69,6 +69,21 @@ AI int is_float(int64_t dt)
     return dt == KK_F32 || dt == KK_F64 || dt == KK_F16 || dt == KK_BF16;
 }
 
+/* An integer from ld_i mapped so that signed order is the dtype's order
+ * (as ir_int_order): u64 flips the sign bit. */
+AI int64_t int_order(int64_t dt, int64_t v)
+{
+    return dt == KK_U64 ? (int64_t)((uint64_t)v ^ 0x8000000000000000u) : v;
+}
+
+AI int64_t dtype_bytes(int64_t dt)
+{
+    return dt == KK_F64 || dt == KK_I64 || dt == KK_U64              ? 8
+           : dt == KK_F32 || dt == KK_I32 || dt == KK_U32            ? 4
+           : dt == KK_F16 || dt == KK_BF16 || dt == KK_I16 || dt == KK_U16 ? 2
+                                                                     : 1;
+}
+
 AI double ld_f(const void *p, int64_t dt, int64_t i)
 {
     switch (dt) {
@@ -90,6 +105,10 @@ AI int64_t ld_i(const void *p, int64_t dt, int64_t i)
     case KK_I32: return ((const int32_t *)p)[i];
     case KK_I64: return ((const int64_t *)p)[i];
     case KK_BOOL: return ((const uint8_t *)p)[i] != 0;
+    case KK_I16: return ((const int16_t *)p)[i];
+    case KK_U16: return ((const uint16_t *)p)[i];
+    case KK_U32: return ((const uint32_t *)p)[i];
+    case KK_U64: return (int64_t)((const uint64_t *)p)[i]; /* the same bits */
     default: break;
     }
     double v = ld_f(p, dt, i);
@@ -118,6 +137,10 @@ AI void st_i(void *p, int64_t dt, int64_t i, int64_t v)
     case KK_I32: ((int32_t *)p)[i] = (int32_t)(uint32_t)(uint64_t)v; return;
     case KK_I64: ((int64_t *)p)[i] = v; return;
     case KK_BOOL: ((uint8_t *)p)[i] = v != 0; return;
+    case KK_I16: ((int16_t *)p)[i] = (int16_t)(uint16_t)(uint64_t)v; return;
+    case KK_U16: ((uint16_t *)p)[i] = (uint16_t)(uint64_t)v; return;
+    case KK_U32: ((uint32_t *)p)[i] = (uint32_t)(uint64_t)v; return;
+    case KK_U64: ((uint64_t *)p)[i] = (uint64_t)v; return;
     default: return;
     }
 }
@@ -157,7 +180,7 @@ AI int topk_before(const void *x, int64_t dt, int64_t base, int64_t st, int64_t 
         if (a != b) return largest ? a > b : a < b;
         return i < j;
     }
-    int64_t a = ld_i(x, dt, base + i * st), b = ld_i(x, dt, base + j * st);
+    int64_t a = int_order(dt, ld_i(x, dt, base + i * st)), b = int_order(dt, ld_i(x, dt, base + j * st));
     if (a != b) return largest ? a > b : a < b;
     return i < j;
 }
@@ -167,9 +190,7 @@ void kk_topk(void *y, int64_t *yi, const void *x, int64_t dt, int64_t n, int64_t
 {
     if (end > lines) end = lines;
     if (k <= 0) return;
-    int64_t esz = dt == KK_F64 || dt == KK_I64 ? 8 : dt == KK_F32 || dt == KK_I32 ? 4
-                  : dt == KK_F16 || dt == KK_BF16                                ? 2
-                                                                                  : 1;
+    int64_t esz = dtype_bytes(dt);
     for (int64_t w = begin; w < end; w++) {
         int64_t o = w / inner, in = w % inner;
         int64_t base = o * n * inner + in, yb = o * k * inner + in;
@@ -270,8 +291,8 @@ AI void reduce_into(void *y, int64_t at, const void *u, int64_t j, int64_t dt, i
         int64_t a = ld_i(y, dt, at), b = ld_i(u, dt, j);
         int64_t r = red == KK_RED_ADD   ? (int64_t)((uint64_t)a + (uint64_t)b)
                     : red == KK_RED_MUL ? (int64_t)((uint64_t)a * (uint64_t)b)
-                    : red == KK_RED_MAX ? (a > b ? a : b)
-                                        : (a < b ? a : b);
+                    : red == KK_RED_MAX ? (int_order(dt, a) > int_order(dt, b) ? a : b)
+                                        : (int_order(dt, a) < int_order(dt, b) ? a : b);
         st_i(y, dt, at, r);
     }
 }
@@ -327,5 +348,119 @@ void kk_onehot(void *y, const void *idx, int64_t idt, const void *values, int64_
         int64_t k = ld_i(idx, idt, o * inner + in);
         if (k < 0) k += depth;
         copy_elem(y, w, values, k == c ? 1 : 0, esz);
+    }
+}
+
+/* ---- GridSample ---- */
+
+enum { GS_LINEAR, GS_NEAREST, GS_CUBIC };
+enum { GS_ZEROS, GS_BORDER, GS_REFLECTION };
+
+/* x mirrored into [lo, hi], as gs_reflect of ir/ops/index.c. */
+AI double gs_reflect(double x, double lo, double hi)
+{
+    double rng = hi - lo;
+    if (!(rng > 0)) return lo;
+    if (x < lo) {
+        double dx = lo - x, n = __builtin_floor(dx / rng), r = dx - n * rng;
+        return n - 2 * __builtin_floor(n / 2) == 0 ? lo + r : hi - r;
+    }
+    if (x > hi) {
+        double dx = x - hi, n = __builtin_floor(dx / rng), r = dx - n * rng;
+        return n - 2 * __builtin_floor(n / 2) == 0 ? hi - r : lo + r;
+    }
+    return x;
+}
+
+/* The taps of one spatial dim (idx -1: reads 0), as gs_taps of
+ * ir/ops/index.c; returns the tap count. */
+AI int gs_taps(double g, int64_t len, int64_t mode, int64_t pad, int64_t align, int64_t *idx,
+               double *w)
+{
+    double x = align ? (g + 1) / 2 * (double)(len - 1) : ((g + 1) * (double)len - 1) / 2;
+    double lo = align ? 0 : -0.5, hi = align ? (double)(len - 1) : (double)len - 0.5;
+    int n = mode == GS_NEAREST ? 1 : mode == GS_LINEAR ? 2 : 4;
+    if (mode == GS_NEAREST) x = __builtin_nearbyint(x);
+    if (x != x) x = pad == GS_ZEROS ? -10 : 0;
+    if (x < lo || x > hi) {
+        if (pad == GS_BORDER) x = x < 0 ? 0 : x > (double)(len - 1) ? (double)(len - 1) : x;
+        else if (pad == GS_REFLECTION) x = x - x != 0 ? lo : gs_reflect(x, lo, hi);
+        else if (x < -4 || x > (double)len + 4) {
+            for (int t = 0; t < n; t++) idx[t] = -1, w[t] = 0;
+            return n;
+        }
+    }
+    double f = __builtin_floor(x), t = x - f;
+    int64_t i0 = (int64_t)f;
+    if (mode == GS_NEAREST) {
+        i0 = (int64_t)x;
+        w[0] = 1;
+    } else if (mode == GS_LINEAR) {
+        w[0] = 1 - t;
+        w[1] = t;
+    } else {
+        const double a = -0.75;
+        double t1 = t + 1, t2 = 1 - t, t3 = 2 - t;
+        w[0] = ((a * t1 - 5 * a) * t1 + 8 * a) * t1 - 4 * a;
+        w[1] = ((a + 2) * t - (a + 3)) * t * t + 1;
+        w[2] = ((a + 2) * t2 - (a + 3)) * t2 * t2 + 1;
+        w[3] = ((a * t3 - 5 * a) * t3 + 8 * a) * t3 - 4 * a;
+        i0 -= 1;
+    }
+    for (int s = 0; s < n; s++) {
+        int64_t i = i0 + s;
+        if (i < 0 || i >= len) {
+            if (pad == GS_ZEROS) i = -1;
+            else if (pad == GS_BORDER) i = i < 0 ? 0 : len - 1;
+            else {
+                i = (int64_t)gs_reflect((double)i, lo, hi);
+                i = i < 0 ? 0 : i >= len ? len - 1 : i;
+            }
+        }
+        idx[s] = i;
+    }
+    return n;
+}
+
+void kk_grid_sample(void *y, const void *x, int64_t xdt, const void *grid, int64_t gdt,
+                    int64_t k, const int64_t *sdims, int64_t chans, int64_t points,
+                    int64_t batch, int64_t mode, int64_t pad, int64_t align, int64_t begin,
+                    int64_t end)
+{
+    int64_t st[KK_INDEX_MAX_DIMS], idx[KK_INDEX_MAX_DIMS][4], vol = 1;
+    double w[KK_INDEX_MAX_DIMS][4];
+    int nt[KK_INDEX_MAX_DIMS];
+    if (k < 1 || k > KK_INDEX_MAX_DIMS) return;
+    for (int64_t d = k - 1; d >= 0; d--) {
+        st[d] = vol;
+        vol *= sdims[d];
+    }
+    if (end > batch * points) end = batch * points;
+    for (int64_t wi = begin; wi < end; wi++) {
+        int64_t n = wi / points, p = wi % points;
+        for (int64_t j = 0; j < k; j++) {
+            int64_t d = k - 1 - j;
+            nt[d] = gs_taps(ld_f(grid, gdt, wi * k + j), sdims[d], mode, pad, align, idx[d], w[d]);
+        }
+        for (int64_t c = 0; c < chans; c++) {
+            int64_t xbase = (n * chans + c) * vol;
+            int sel[KK_INDEX_MAX_DIMS] = {0};
+            double sum = 0;
+            for (;;) {
+                double wt = 1;
+                int64_t off = 0;
+                int inside = 1;
+                for (int64_t d = 0; d < k; d++) {
+                    wt *= w[d][sel[d]];
+                    if (idx[d][sel[d]] < 0) inside = 0;
+                    off += idx[d][sel[d]] * st[d];
+                }
+                if (inside) sum += wt * ld_f(x, xdt, xbase + off);
+                int64_t d = k - 1;
+                while (d >= 0 && ++sel[d] == nt[d]) sel[d--] = 0;
+                if (d < 0) break;
+            }
+            st_f(y, xdt, (n * chans + c) * points + p, sum);
+        }
     }
 }

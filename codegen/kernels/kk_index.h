@@ -1,6 +1,6 @@
 /* kk_index.h -- the index kernels of the kernel library (lowered by
  * codegen/lower_index.c): TopK, CumSum/CumProd, GatherElements,
- * ScatterElements, ScatterND and OneHot. `dt` is a kiln dtype code (KK_*),
+ * ScatterElements, ScatterND, OneHot and GridSample. `dt` is a kiln dtype code (KK_*),
  * `esz` an element size in bytes; shapes and strides are in elements.
  * Floats are combined in double and stored rounding once, integers in
  * int64 wrapping, as the reference kernels of ir/ops/index.c do. Index
@@ -58,5 +58,15 @@ void kk_scatter_nd(void *y, const void *x, const void *idx, int64_t idx64, const
  * Work items are the total = outer * depth * inner output elements. */
 void kk_onehot(void *y, const void *idx, int64_t idt, const void *values, int64_t esz,
                int64_t depth, int64_t inner, int64_t total, int64_t begin, int64_t end);
+
+/* GridSample (ir/ops/index.c): y [batch, chans, points] from x (dtype xdt,
+ * [batch, chans, sdims[0..k)]) sampled at grid (dtype gdt,
+ * [batch, points, k], coordinates last dim first). mode: 0 linear,
+ * 1 nearest, 2 cubic; pad: 0 zeros, 1 border, 2 reflection. Work items are
+ * the batch * points output points (each writes all channels). */
+void kk_grid_sample(void *y, const void *x, int64_t xdt, const void *grid, int64_t gdt,
+                    int64_t k, const int64_t *sdims, int64_t chans, int64_t points,
+                    int64_t batch, int64_t mode, int64_t pad, int64_t align, int64_t begin,
+                    int64_t end);
 
 #endif

@@ -35,6 +35,7 @@ typedef float vf __attribute__((vector_size(VW * sizeof(float))));
 typedef double vd __attribute__((vector_size(VW * sizeof(double))));
 typedef _Float16 vh __attribute__((vector_size(VW * sizeof(_Float16))));
 typedef uint16_t vu16 __attribute__((vector_size(VW * sizeof(uint16_t))));
+typedef int16_t vi16 __attribute__((vector_size(VW * sizeof(int16_t))));
 typedef int8_t vi8 __attribute__((vector_size(VW * sizeof(int8_t))));
 typedef uint8_t vu8 __attribute__((vector_size(VW * sizeof(uint8_t))));
 typedef int32_t vi32 __attribute__((vector_size(VW * sizeof(int32_t))));
@@ -160,6 +161,10 @@ VLD_INT(i8, vi8)
 VLD_INT(u8, vu8)
 VLD_INT(i32, vi32)
 VLD_INT(i64, vi64)
+VLD_INT(i16, vi16)
+VLD_INT(u16, vu16)
+VLD_INT(u32, vu32)
+VLD_INT(u64, vu64)
 
 AI void std_f32(void *p, int64_t i, double v) { ((float *)p)[i] = (float)v; }
 AI void std_f64(void *p, int64_t i, double v) { ((double *)p)[i] = v; }
@@ -309,6 +314,67 @@ AI void stc_bf16(void *p, int64_t i, float v) { ((uint16_t *)p)[i] = f32_to_bf16
 #define VA vu64
 #define C_LOWEST ((C)INT64_MIN)
 #define C_HIGHEST ((C)INT64_MAX)
+#include "kk_reduce.c"
+#undef SFX
+#undef C
+#undef VC
+#undef C_LOWEST
+#undef C_HIGHEST
+
+/* u64 shares i64's mask and accumulator types; its comparisons are unsigned. */
+#define SFX u64
+#define C uint64_t
+#define VC vu64
+#define C_LOWEST ((C)0)
+#define C_HIGHEST ((C)UINT64_MAX)
+#include "kk_reduce.c"
+#undef SFX
+#undef C
+#undef VC
+#undef MI
+#undef A
+#undef VA
+#undef C_LOWEST
+#undef C_HIGHEST
+
+#define SFX i16
+#define C int16_t
+#define VC vi16
+#define MI vi16
+#define A uint16_t
+#define VA vu16
+#define C_LOWEST ((C)INT16_MIN)
+#define C_HIGHEST ((C)INT16_MAX)
+#include "kk_reduce.c"
+#undef SFX
+#undef C
+#undef VC
+#undef C_LOWEST
+#undef C_HIGHEST
+
+#define SFX u16
+#define C uint16_t
+#define VC vu16
+#define C_LOWEST ((C)0)
+#define C_HIGHEST ((C)UINT16_MAX)
+#include "kk_reduce.c"
+#undef SFX
+#undef C
+#undef VC
+#undef MI
+#undef A
+#undef VA
+#undef C_LOWEST
+#undef C_HIGHEST
+
+#define SFX u32
+#define C uint32_t
+#define VC vu32
+#define MI vi32
+#define A uint32_t
+#define VA vu32
+#define C_LOWEST ((C)0)
+#define C_HIGHEST ((C)UINT32_MAX)
 #include "kk_reduce.c"
 
 #else /* KK_REDUCE_TEMPLATE: the body for one dtype */

@@ -1,6 +1,7 @@
 /* kk_reduce.h -- the reduction kernels of the kernel library (lowered by
  * codegen/lower_reduce.c): ReduceSum/Mean/Max/Min/Prod and ArgMax/ArgMin,
- * one function per dtype (suffix f32, f64, f16, bf16, i8, u8, i32, i64).
+ * one function per dtype (suffix f32, f64, f16, bf16, i8, u8, i16, u16, i32,
+ * u32, i64, u64).
  * Shapes are in elements of a contiguous input. Each takes [begin, end) of
  * its work items last and clamps end to the real item count (the runtime
  * calls a kernel of 0 items with [0, 1)).
@@ -65,7 +66,8 @@ typedef void (*kk_pro_fn)(void *args, int64_t off, int64_t n, void *dst);
                              int64_t ntiles, int64_t count, int64_t nwork, int64_t begin,        \
                              int64_t end);
 
-#define KK_REDUCE_ALL(M) M(f32) M(f64) M(f16) M(bf16) M(i8) M(u8) M(i32) M(i64)
+#define KK_REDUCE_ALL(M) \
+    M(f32) M(f64) M(f16) M(bf16) M(i8) M(u8) M(i16) M(u16) M(i32) M(u32) M(i64) M(u64)
 
 KK_REDUCE_ALL(KK_REDUCE_DECL)
 KK_REDUCE_ALL(KK_REDUCE_PRO_DECL)

@@ -121,7 +121,7 @@ const ir_opdef ir_opdef_Identity = {
 
 /* ---- Cast ---- */
 
-static const ir_attrdef cast_attrs[] = {IR_ATTR_REQ("to", IR_ATTR_DTYPE)};
+static const ir_attrdef cast_attrs[] = {IR_ATTR_REQ("to", IR_ATTR_DTYPE), IR_ATTR_I("saturate", 1)};
 
 static int infer_cast(ir_infer_ctx *cx)
 {
@@ -135,6 +135,21 @@ static int kernel_cast(ir_kernel_ctx *kx)
     const kiln_tensor *x = kx->in[0];
     kiln_tensor *y = kx->out[0];
     if (x->dtype == y->dtype) return kernel_copy(kx);
+    if (ir_dtype_is_storage(y->dtype)) {
+        /* int4/int2 wrap as the wider integers do; float8/float4 round to
+         * nearest even, 'saturate' (default 1) deciding float8 overflow */
+        bool sat = ir_node_int(kx->node, "saturate") != 0;
+        bool ints = !ir_dtype_is_float(x->dtype) && !ir_dtype_is_storage_float(x->dtype);
+        uint8_t *out = y->data;
+        for (size_t i = 0; i < x->size; i++)
+            if (ints && !ir_dtype_is_storage_float(y->dtype))
+                ir_store_i64(y->dtype, y->data, i, ir_load_i64(x->dtype, x->data, i));
+            else if (ints)
+                out[i] = ir_storage_from_f64(y->dtype, (double)ir_load_i64(x->dtype, x->data, i), sat);
+            else
+                out[i] = ir_storage_from_f64(y->dtype, ir_load_f64(x->dtype, x->data, i), sat);
+        return 0;
+    }
     /* Integer to integer (or bool) goes through int64 to stay exact; anything
      * involving a float goes through double: float to int truncates toward
      * zero and saturates, NaN becomes 0. */
@@ -146,15 +161,17 @@ static int kernel_cast(ir_kernel_ctx *kx)
             ir_store_f64(y->dtype, y->data, i, ir_load_f64(x->dtype, x->data, i));
         else if (y->dtype == KILN_BOOL)
             ir_store_i64(y->dtype, y->data, i, ir_load_f64(x->dtype, x->data, i) != 0);
-        else
-            ir_store_i64(y->dtype, y->data, i, ir_load_i64(x->dtype, x->data, i));
+        else /* ir_store_f64 truncates and saturates, u64 to [0, 2^64) */
+            ir_store_f64(y->dtype, y->data, i, ir_load_f64(x->dtype, x->data, i));
     }
     return 0;
 }
 
 const ir_opdef ir_opdef_Cast = {
     .name = "Cast", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
-    .attrs = cast_attrs, .nattrs = 1, .flags = IR_OPF_ELEMENTWISE,
+    .attrs = cast_attrs, .nattrs = 2, .flags = IR_OPF_ELEMENTWISE,
     .infer = infer_cast, .kernel = kernel_cast, .grad = ir_grad_Cast,
-    .doc = "Converts to dtype 'to' (float to int truncates toward zero, saturating to int64 (NaN: 0), then wraps to the width).",
+    .doc = "Converts to dtype 'to' (float to int truncates toward zero, saturating to int64 (NaN: 0), then wraps to the width). "
+           "To int4/int2 as to the wider integers (wrapping). To float8/float4: round to nearest even; "
+           "float8 overflow goes to the largest finite value unless saturate=0 (then inf or NaN, as the format has).",
 };

@@ -10,7 +10,9 @@
 /* ---- shared broadcasting loops ---- */
 
 typedef double (*f2_fn)(double, double);
-typedef int (*i2_fn)(int64_t, int64_t, int64_t *); /* -1: undefined (e.g. / 0) */
+/* Integers as ir_load_i64 reads them; dt tells u64 (whose order and
+ * division are unsigned) apart. -1: undefined (e.g. / 0). */
+typedef int (*i2_fn)(int64_t, int64_t, kiln_dtype dt, int64_t *);
 
 /* Walks the output of a broadcasting op with n inputs, calling back with
  * the inputs' element offsets. */
@@ -37,7 +39,7 @@ static int run_binary(ir_kernel_ctx *kx, f2_fn f, i2_fn fi)
         } else {
             int64_t r;
             if (fi(ir_load_i64(a->dtype, a->data, (size_t)it.off[0]),
-                   ir_load_i64(b->dtype, b->data, (size_t)it.off[1]), &r) < 0)
+                   ir_load_i64(b->dtype, b->data, (size_t)it.off[1]), a->dtype, &r) < 0)
                 return ir_kernel_error(kx, KILN_ERR_INVALID_ARGUMENT,
                                        "integer division by zero at output element %zu", i);
             ir_store_i64(y->dtype, y->data, i, r);
@@ -56,22 +58,26 @@ static int infer_binary_numeric(ir_infer_ctx *cx)
 static int64_t wrap(uint64_t v) { return (int64_t)v; }
 
 static double add_f(double a, double b) { return a + b; }
-static int add_i(int64_t a, int64_t b, int64_t *r) { *r = wrap((uint64_t)a + (uint64_t)b); return 0; }
+static int add_i(int64_t a, int64_t b, kiln_dtype dt, int64_t *r) { (void)dt; *r = wrap((uint64_t)a + (uint64_t)b); return 0; }
 static double sub_f(double a, double b) { return a - b; }
-static int sub_i(int64_t a, int64_t b, int64_t *r) { *r = wrap((uint64_t)a - (uint64_t)b); return 0; }
+static int sub_i(int64_t a, int64_t b, kiln_dtype dt, int64_t *r) { (void)dt; *r = wrap((uint64_t)a - (uint64_t)b); return 0; }
 static double mul_f(double a, double b) { return a * b; }
-static int mul_i(int64_t a, int64_t b, int64_t *r) { *r = wrap((uint64_t)a * (uint64_t)b); return 0; }
+static int mul_i(int64_t a, int64_t b, kiln_dtype dt, int64_t *r) { (void)dt; *r = wrap((uint64_t)a * (uint64_t)b); return 0; }
 static double div_f(double a, double b) { return a / b; }
-static int div_i(int64_t a, int64_t b, int64_t *r)
+static int div_i(int64_t a, int64_t b, kiln_dtype dt, int64_t *r)
 {
     if (b == 0) return -1;
+    if (dt == KILN_U64) {
+        *r = wrap((uint64_t)a / (uint64_t)b);
+        return 0;
+    }
     *r = (a == INT64_MIN && b == -1) ? INT64_MIN : a / b; /* truncates toward zero */
     return 0;
 }
 static double pow_f(double a, double b) { return pow(a, b); }
-static int pow_i(int64_t a, int64_t b, int64_t *r)
+static int pow_i(int64_t a, int64_t b, kiln_dtype dt, int64_t *r)
 {
-    if (b < 0) {
+    if (b < 0 && dt != KILN_U64) {
         /* Integer results of a negative power: only |a| == 1 is non-zero. */
         if (a == 0) return -1;
         *r = a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
@@ -87,9 +93,17 @@ static int pow_i(int64_t a, int64_t b, int64_t *r)
 }
 /* numpy's maximum/minimum propagate NaN. */
 static double max_f(double a, double b) { return (a != a || b != b) ? NAN : (a > b ? a : b); }
-static int max_i(int64_t a, int64_t b, int64_t *r) { *r = a > b ? a : b; return 0; }
+static int max_i(int64_t a, int64_t b, kiln_dtype dt, int64_t *r)
+{
+    *r = ir_int_order(dt, a) > ir_int_order(dt, b) ? a : b;
+    return 0;
+}
 static double min_f(double a, double b) { return (a != a || b != b) ? NAN : (a < b ? a : b); }
-static int min_i(int64_t a, int64_t b, int64_t *r) { *r = a < b ? a : b; return 0; }
+static int min_i(int64_t a, int64_t b, kiln_dtype dt, int64_t *r)
+{
+    *r = ir_int_order(dt, a) < ir_int_order(dt, b) ? a : b;
+    return 0;
+}
 
 #define BINARY_OP(NAME, F, I, DOC)                                                   \
     static int kernel_##NAME(ir_kernel_ctx *kx) { return run_binary(kx, F, I); }     \
@@ -111,7 +125,7 @@ BINARY_OP(Minimum, min_f, min_i, "Elementwise minimum (broadcasting; NaN propaga
 
 typedef struct {
     double (*f)(double x, const ir_node *n);
-    int64_t (*fi)(int64_t x, const ir_node *n); /* NULL: floats only */
+    int64_t (*fi)(int64_t x, kiln_dtype dt, const ir_node *n); /* NULL: floats only */
 } unary_impl;
 
 static int run_unary(ir_kernel_ctx *kx, const unary_impl *u)
@@ -123,7 +137,7 @@ static int run_unary(ir_kernel_ctx *kx, const unary_impl *u)
             ir_store_f64(y->dtype, y->data, i, u->f(ir_load_f64(x->dtype, x->data, i), kx->node));
     } else {
         for (size_t i = 0; i < x->size; i++)
-            ir_store_i64(y->dtype, y->data, i, u->fi(ir_load_i64(x->dtype, x->data, i), kx->node));
+            ir_store_i64(y->dtype, y->data, i, u->fi(ir_load_i64(x->dtype, x->data, i), x->dtype, kx->node));
     }
     return 0;
 }
@@ -144,15 +158,15 @@ static int infer_unary_numeric(ir_infer_ctx *cx)
 
 static int infer_unary_signed(ir_infer_ctx *cx)
 {
-    if (ir_infer_require_dtypes(cx, 0, IR_DT_NUMERIC & ~IR_DT_MASK(KILN_U8))) return -1;
+    if (ir_infer_require_dtypes(cx, 0, IR_DT_NUMERIC & ~IR_DT_UNSIGNED)) return -1;
     cx->out[0] = cx->in[0];
     return 0;
 }
 
 static double neg_f(double x, const ir_node *n) { (void)n; return -x; }
-static int64_t neg_i(int64_t x, const ir_node *n) { (void)n; return wrap(0u - (uint64_t)x); }
+static int64_t neg_i(int64_t x, kiln_dtype dt, const ir_node *n) { (void)n; (void)dt; return wrap(0u - (uint64_t)x); }
 static double abs_f(double x, const ir_node *n) { (void)n; return fabs(x); }
-static int64_t abs_i(int64_t x, const ir_node *n) { (void)n; return x < 0 ? wrap(0u - (uint64_t)x) : x; }
+static int64_t abs_i(int64_t x, kiln_dtype dt, const ir_node *n) { (void)n; return x < 0 && dt != KILN_U64 ? wrap(0u - (uint64_t)x) : x; }
 static double exp_f(double x, const ir_node *n) { (void)n; return exp(x); }
 static double log_f(double x, const ir_node *n) { (void)n; return log(x); }
 static double sqrt_f(double x, const ir_node *n) { (void)n; return sqrt(x); }
@@ -167,7 +181,7 @@ static double sigmoid_f(double x, const ir_node *n)
     return e / (1.0 + e);
 }
 static double relu_f(double x, const ir_node *n) { (void)n; return x > 0 ? x : (x != x ? x : 0.0); }
-static int64_t relu_i(int64_t x, const ir_node *n) { (void)n; return x > 0 ? x : 0; }
+static int64_t relu_i(int64_t x, kiln_dtype dt, const ir_node *n) { (void)n; (void)dt; return x > 0 ? x : 0; }
 static double leaky_f(double x, const ir_node *n) { return x >= 0 ? x : x * ir_node_float(n, "alpha"); }
 static double elu_f(double x, const ir_node *n) { return x >= 0 ? x : ir_node_float(n, "alpha") * expm1(x); }
 static double gelu_f(double x, const ir_node *n)
@@ -193,9 +207,18 @@ static double clip_f(double x, const ir_node *n)
     if (x != x) return x;
     return x < lo ? lo : x > hi ? hi : x;
 }
-static int64_t clip_i(int64_t x, const ir_node *n)
+static int64_t clip_i(int64_t x, kiln_dtype dt, const ir_node *n)
 {
     double lo = ir_node_float(n, "min"), hi = ir_node_float(n, "max");
+    if (dt == KILN_U64) {
+        /* the same inward rounding, saturating to [0, 2^64 - 1] */
+        uint64_t lou = lo <= 0 ? 0 : lo >= 1.8446744073709552e19 ? UINT64_MAX : (uint64_t)ceil(lo);
+        uint64_t hiu = hi < 0 ? 0 : hi >= 1.8446744073709552e19 ? UINT64_MAX : (uint64_t)floor(hi);
+        uint64_t u = (uint64_t)x;
+        if (hi < 0) /* every value is above the bound (as u8 does: it then wraps) */
+            return hi <= -9.2233720368547758e18 ? INT64_MIN : (int64_t)floor(hi);
+        return wrap(u < lou ? lou : u > hiu ? hiu : u);
+    }
     /* Bounds round inward to integers (saturating to int64, so a huge bound
      * never overflows the conversion); infinite bounds do not clip. */
     int64_t loi = lo <= -9.2233720368547758e18 ? INT64_MIN : lo >= 9.2233720368547758e18 ? INT64_MAX : (int64_t)ceil(lo);
@@ -293,8 +316,8 @@ static int run_compare(ir_kernel_ctx *kx, int how)
             c = how == CMP_EQ ? x == z : how == CMP_LT ? x < z : how == CMP_GT ? x > z
               : how == CMP_LE ? x <= z : x >= z;
         } else {
-            int64_t x = ir_load_i64(a->dtype, a->data, (size_t)it.off[0]);
-            int64_t z = ir_load_i64(b->dtype, b->data, (size_t)it.off[1]);
+            int64_t x = ir_int_order(a->dtype, ir_load_i64(a->dtype, a->data, (size_t)it.off[0]));
+            int64_t z = ir_int_order(b->dtype, ir_load_i64(b->dtype, b->data, (size_t)it.off[1]));
             switch (how) {
             case CMP_EQ: c = x == z; break;
             case CMP_LT: c = x < z; break;

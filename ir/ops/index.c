@@ -77,8 +77,8 @@ static bool topk_before(const kiln_tensor *x, size_t base, size_t stride, int64_
         if (a != b) return largest ? a > b : a < b;
         return i < j;
     }
-    int64_t a = ir_load_i64(x->dtype, x->data, base + (size_t)i * stride);
-    int64_t b = ir_load_i64(x->dtype, x->data, base + (size_t)j * stride);
+    int64_t a = ir_int_order(x->dtype, ir_load_i64(x->dtype, x->data, base + (size_t)i * stride));
+    int64_t b = ir_int_order(x->dtype, ir_load_i64(x->dtype, x->data, base + (size_t)j * stride));
     if (a != b) return largest ? a > b : a < b;
     return i < j;
 }
@@ -198,8 +198,8 @@ const ir_opdef ir_opdef_CumSum = {
 
 const ir_opdef ir_opdef_CumProd = {
     .name = "CumProd", .min_inputs = 1, .max_inputs = 1, .noutputs = 1,
-    .attrs = cum_attrs, .nattrs = 3, /* no gradient rule yet */
-    .infer = infer_cum, .kernel = kernel_cumprod,
+    .attrs = cum_attrs, .nattrs = 3,
+    .infer = infer_cum, .kernel = kernel_cumprod, .grad = ir_grad_CumProd,
     .doc = "Running product along axis (exclusive: without the element itself; reverse: from the end).",
 };
 
@@ -322,8 +322,8 @@ static void reduce_into(kiln_tensor *y, size_t at, const kiln_tensor *u, size_t 
         int64_t a = ir_load_i64(y->dtype, y->data, at), b = ir_load_i64(u->dtype, u->data, j);
         int64_t r = red == RED_ADD   ? (int64_t)((uint64_t)a + (uint64_t)b)
                     : red == RED_MUL ? (int64_t)((uint64_t)a * (uint64_t)b)
-                    : red == RED_MAX ? (a > b ? a : b)
-                                     : (a < b ? a : b);
+                    : red == RED_MAX ? (ir_int_order(y->dtype, a) > ir_int_order(y->dtype, b) ? a : b)
+                                     : (ir_int_order(y->dtype, a) < ir_int_order(y->dtype, b) ? a : b);
         ir_store_i64(y->dtype, y->data, at, r);
     }
 }
@@ -437,8 +437,8 @@ static int kernel_scatter_nd(ir_kernel_ctx *kx)
 
 const ir_opdef ir_opdef_ScatterND = {
     .name = "ScatterND", .min_inputs = 3, .max_inputs = 3, .noutputs = 1,
-    .attrs = scatter_nd_attrs, .nattrs = 1, /* no gradient rule yet */
-    .infer = infer_scatter_nd, .kernel = kernel_scatter_nd,
+    .attrs = scatter_nd_attrs, .nattrs = 1,
+    .infer = infer_scatter_nd, .kernel = kernel_scatter_nd, .grad = ir_grad_ScatterND,
     .doc = "ScatterND(data, indices, updates): a copy of data where each index tuple (indices' last "
            "dim) gets its slice of updates (or combined by reduction add/mul/max/min), in order.",
 };
@@ -495,8 +495,193 @@ static int kernel_onehot(ir_kernel_ctx *kx)
 
 const ir_opdef ir_opdef_OneHot = {
     .name = "OneHot", .min_inputs = 2, .max_inputs = 2, .noutputs = 1,
-    .attrs = onehot_attrs, .nattrs = 2, /* no gradient rule for 'values' yet */
-    .infer = infer_onehot, .kernel = kernel_onehot,
+    .attrs = onehot_attrs, .nattrs = 2,
+    .infer = infer_onehot, .kernel = kernel_onehot, .grad = ir_grad_OneHot,
     .doc = "OneHot(indices, values): a new axis of size depth holding values[1] where it equals the "
            "index (negative: from the end) and values[0] elsewhere (also for indices out of range).",
+};
+
+/* ---- GridSample ---- */
+
+/* GridSample(X, grid): X is [N, C, D1..Dk], grid [N, O1..Ok, k] holding
+ * normalized coordinates in [-1, 1], the last spatial dim first (x, y, z);
+ * Y is [N, C, O1..Ok]. Each output point is interpolated from X by the
+ * separable taps of each spatial dim (1 for nearest, 2 for linear, 4 for
+ * cubic with a = -0.75); taps outside X read 0 (zeros), the nearest edge
+ * (border) or the mirrored element (reflection). Sums are in double, over
+ * the taps with dim 0 outermost, so the compiled kernel (kk_grid_sample)
+ * agrees bit for bit. Not differentiable yet. */
+
+static const ir_attrdef grid_sample_attrs[] = {
+    IR_ATTR_S("mode", "linear"),
+    IR_ATTR_S("padding_mode", "zeros"),
+    IR_ATTR_I("align_corners", 0),
+};
+
+/* Mode and padding codes; the same numbers are passed to kk_grid_sample. */
+enum { GS_LINEAR, GS_NEAREST, GS_CUBIC, GS_MODE_BAD };
+enum { GS_ZEROS, GS_BORDER, GS_REFLECTION, GS_PAD_BAD };
+
+static int gs_code(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (s && strcmp(s, names[i]) == 0) return i;
+    return n;
+}
+
+static const char *const gs_modes[] = {"linear", "nearest", "cubic"};
+static const char *const gs_pads[] = {"zeros", "border", "reflection"};
+
+static int infer_grid_sample(ir_infer_ctx *cx)
+{
+    const ir_type *x = &cx->in[0], *g = &cx->in[1];
+    if (ir_infer_require_dtypes(cx, 0, IR_DT_FLOATS) ||
+        ir_infer_require_dtypes(cx, 1, IR_DT_FLOATS))
+        return -1;
+    const char *mode = ir_node_string(cx->node, "mode"),
+               *pad = ir_node_string(cx->node, "padding_mode");
+    if (gs_code(mode, gs_modes, 3) == GS_MODE_BAD)
+        return ir_infer_error(cx, "mode '%s' is not one of linear, nearest, cubic",
+                              mode ? mode : "");
+    if (gs_code(pad, gs_pads, 3) == GS_PAD_BAD)
+        return ir_infer_error(cx, "padding_mode '%s' is not one of zeros, border, reflection",
+                              pad ? pad : "");
+    if (x->rank < 3)
+        return ir_infer_error(cx, "X must have rank >= 3 ([N, C, spatial...]), not %d", x->rank);
+    int k = x->rank - 2;
+    if (g->rank != x->rank)
+        return ir_infer_error(cx, "grid has rank %d; it must be %d ([N, spatial..., %d])", g->rank,
+                              x->rank, k);
+    if (g->dims[g->rank - 1] >= 0 && g->dims[g->rank - 1] != k)
+        return ir_infer_error(cx, "grid's last dim is %lld; it must be %d (X's spatial rank)",
+                              (long long)g->dims[g->rank - 1], k);
+    if (x->dims[0] >= 0 && g->dims[0] >= 0 && x->dims[0] != g->dims[0])
+        return ir_infer_error(cx, "grid's batch %lld differs from X's batch %lld",
+                              (long long)g->dims[0], (long long)x->dims[0]);
+    ir_type *y = &cx->out[0];
+    y->dtype = x->dtype;
+    y->rank = x->rank;
+    y->dims[0] = x->dims[0] >= 0 ? x->dims[0] : g->dims[0];
+    y->dims[1] = x->dims[1];
+    for (int d = 0; d < k; d++) y->dims[2 + d] = g->dims[1 + d];
+    return 0;
+}
+
+/* x mirrored into [lo, hi] (ONNX's reflection; repeated for far points). */
+static double gs_reflect(double x, double lo, double hi)
+{
+    double rng = hi - lo;
+    if (!(rng > 0)) return lo;
+    if (x < lo) {
+        double dx = lo - x, n = floor(dx / rng), r = dx - n * rng;
+        return n - 2 * floor(n / 2) == 0 ? lo + r : hi - r;
+    }
+    if (x > hi) {
+        double dx = x - hi, n = floor(dx / rng), r = dx - n * rng;
+        return n - 2 * floor(n / 2) == 0 ? hi - r : lo + r;
+    }
+    return x;
+}
+
+/* The taps of one spatial dim of size len for normalized coordinate g:
+ * idx[t] (-1: reads 0) and w[t]; returns the tap count. */
+static int gs_taps(double g, int64_t len, int mode, int pad, bool align, int64_t *idx, double *w)
+{
+    double x = align ? (g + 1) / 2 * (double)(len - 1) : ((g + 1) * (double)len - 1) / 2;
+    double lo = align ? 0 : -0.5, hi = align ? (double)(len - 1) : (double)len - 0.5;
+    int n = mode == GS_NEAREST ? 1 : mode == GS_LINEAR ? 2 : 4;
+    if (mode == GS_NEAREST) x = nearbyint(x);
+    if (x != x) x = pad == GS_ZEROS ? -10 : 0;
+    if (x < lo || x > hi) {
+        if (pad == GS_BORDER) x = x < 0 ? 0 : x > (double)(len - 1) ? (double)(len - 1) : x;
+        else if (pad == GS_REFLECTION) x = isinf(x) ? lo : gs_reflect(x, lo, hi);
+        else if (x < -4 || x > (double)len + 4) { /* every tap is outside: reads 0 */
+            for (int t = 0; t < n; t++) idx[t] = -1, w[t] = 0;
+            return n;
+        }
+    }
+    double f = floor(x), t = x - f;
+    int64_t i0 = (int64_t)f;
+    if (mode == GS_NEAREST) {
+        i0 = (int64_t)x; /* truncation, as ONNX */
+        w[0] = 1;
+    } else if (mode == GS_LINEAR) {
+        w[0] = 1 - t;
+        w[1] = t;
+    } else {
+        const double a = -0.75;
+        double t1 = t + 1, t2 = 1 - t, t3 = 2 - t;
+        w[0] = ((a * t1 - 5 * a) * t1 + 8 * a) * t1 - 4 * a;
+        w[1] = ((a + 2) * t - (a + 3)) * t * t + 1;
+        w[2] = ((a + 2) * t2 - (a + 3)) * t2 * t2 + 1;
+        w[3] = ((a * t3 - 5 * a) * t3 + 8 * a) * t3 - 4 * a;
+        i0 -= 1;
+    }
+    for (int s = 0; s < n; s++) {
+        int64_t i = i0 + s;
+        if (i < 0 || i >= len) {
+            if (pad == GS_ZEROS) i = -1;
+            else if (pad == GS_BORDER) i = i < 0 ? 0 : len - 1;
+            else {
+                i = (int64_t)gs_reflect((double)i, lo, hi);
+                i = i < 0 ? 0 : i >= len ? len - 1 : i;
+            }
+        }
+        idx[s] = i;
+    }
+    return n;
+}
+
+static int kernel_grid_sample(ir_kernel_ctx *kx)
+{
+    const kiln_tensor *x = kx->in[0], *g = kx->in[1];
+    kiln_tensor *y = kx->out[0];
+    int mode = gs_code(ir_node_string(kx->node, "mode"), gs_modes, 3);
+    int pad = gs_code(ir_node_string(kx->node, "padding_mode"), gs_pads, 3);
+    bool align = ir_node_int(kx->node, "align_corners") != 0;
+    int k = x->rank - 2;
+    int64_t nb = x->dims[0], ch = x->dims[1];
+    size_t vol = span(x->dims, 2, x->rank), pts = span(y->dims, 2, y->rank);
+    int64_t st[IR_MAX_RANK], idx[IR_MAX_RANK][4];
+    double w[IR_MAX_RANK][4];
+    int nt[IR_MAX_RANK];
+    ir_shape_strides(k, x->dims + 2, st);
+    for (int64_t n = 0; n < nb; n++)
+        for (size_t p = 0; p < pts; p++) {
+            for (int j = 0; j < k; j++) {
+                int d = k - 1 - j;
+                double gv = ir_load_f64(g->dtype, g->data, ((size_t)n * pts + p) * (size_t)k + (size_t)j);
+                nt[d] = gs_taps(gv, x->dims[2 + d], mode, pad, align, idx[d], w[d]);
+            }
+            for (int64_t c = 0; c < ch; c++) {
+                size_t xbase = ((size_t)n * (size_t)ch + (size_t)c) * vol;
+                int sel[IR_MAX_RANK] = {0};
+                double sum = 0;
+                for (;;) {
+                    double wt = 1;
+                    int64_t off = 0;
+                    bool inside = true;
+                    for (int d = 0; d < k; d++) {
+                        wt *= w[d][sel[d]];
+                        if (idx[d][sel[d]] < 0) inside = false;
+                        off += idx[d][sel[d]] * st[d];
+                    }
+                    if (inside) sum += wt * ir_load_f64(x->dtype, x->data, xbase + (size_t)off);
+                    int d = k - 1;
+                    while (d >= 0 && ++sel[d] == nt[d]) sel[d--] = 0;
+                    if (d < 0) break;
+                }
+                ir_store_f64(y->dtype, y->data, ((size_t)n * (size_t)ch + (size_t)c) * pts + p, sum);
+            }
+        }
+    return 0;
+}
+
+const ir_opdef ir_opdef_GridSample = {
+    .name = "GridSample", .min_inputs = 2, .max_inputs = 2, .noutputs = 1,
+    .attrs = grid_sample_attrs, .nattrs = 3, /* no gradient rule yet */
+    .infer = infer_grid_sample, .kernel = kernel_grid_sample,
+    .doc = "GridSample(X, grid): samples X [N, C, spatial...] at grid's normalized coordinates "
+           "[N, out..., k] (last spatial dim first); mode linear/nearest/cubic, padding_mode "
+           "zeros/border/reflection, align_corners.",
 };

@@ -11,7 +11,7 @@
 /* ---- unary float (and Sign: numeric) ---- */
 
 typedef double (*f1_fn)(double x);
-typedef int64_t (*i1_fn)(int64_t x);
+typedef int64_t (*i1_fn)(int64_t x, kiln_dtype dt); /* x as ir_load_i64 reads it */
 
 typedef struct {
     f1_fn f;
@@ -27,7 +27,7 @@ static int run_unary(ir_kernel_ctx *kx, const math_unary *u)
             ir_store_f64(y->dtype, y->data, i, u->f(ir_load_f64(x->dtype, x->data, i)));
     } else {
         for (size_t i = 0; i < x->size; i++)
-            ir_store_i64(y->dtype, y->data, i, u->fi(ir_load_i64(x->dtype, x->data, i)));
+            ir_store_i64(y->dtype, y->data, i, u->fi(ir_load_i64(x->dtype, x->data, i), x->dtype));
     }
     return 0;
 }
@@ -50,7 +50,7 @@ static int infer_numeric(ir_infer_ctx *cx)
 static double round_even(double x) { return nearbyint(x); }
 /* numpy's sign: NaN stays NaN, both zeros give +0. */
 static double sign_f(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : x == 0 ? 0.0 : x; }
-static int64_t sign_i(int64_t x) { return (x > 0) - (x < 0); }
+static int64_t sign_i(int64_t x, kiln_dtype dt) { return dt == KILN_U64 ? x != 0 : (x > 0) - (x < 0); }
 
 /* FLAGS: extra flags (rounding and Sign are flagged not differentiable:
  * their gradient is zero wherever it exists); GRAD: the gradient rule. */
@@ -171,7 +171,10 @@ static int kernel_mod(ir_kernel_ctx *kx)
         if (bv == 0)
             return ir_kernel_error(kx, KILN_ERR_INVALID_ARGUMENT,
                                    "integer division by zero (modulo) at output element %zu", i);
-        ir_store_i64(y->dtype, y->data, i, int_mod(ir_load_i64(a->dtype, a->data, (size_t)it.off[0]), bv, c_fmod));
+        int64_t av = ir_load_i64(a->dtype, a->data, (size_t)it.off[0]);
+        /* u64: unsigned remainder (fmod or not, both signs are +) */
+        int64_t r = a->dtype == KILN_U64 ? (int64_t)((uint64_t)av % (uint64_t)bv) : int_mod(av, bv, c_fmod);
+        ir_store_i64(y->dtype, y->data, i, r);
     }
     return 0;
 }

@@ -70,6 +70,19 @@ static int infer_reduce_float(ir_infer_ctx *cx) { return infer_reduce(cx, IR_DT_
 
 enum { RED_SUM, RED_MEAN, RED_MAX, RED_MIN, RED_PROD };
 
+/* The lowest (or highest) value of an integer dtype, as ir_load_i64 reads
+ * it: the identity of max (min). */
+static int64_t int_extreme(kiln_dtype dt, bool highest)
+{
+    unsigned bits = (unsigned)kiln_dtype_size(dt) * 8;
+    if (ir_dtype_is_signed(dt)) {
+        int64_t lo = bits >= 64 ? INT64_MIN : -((int64_t)1 << (bits - 1));
+        return highest ? -(lo + 1) : lo;
+    }
+    if (!highest) return 0;
+    return bits >= 64 ? -1 : (int64_t)((UINT64_C(1) << bits) - 1); /* u64: all ones */
+}
+
 /* Two odometers over the input: `outer` walks the kept dims (the reduced
  * ones pinned to size 1), which visits output elements in order, and
  * `inner` walks the reduced dims from there. */
@@ -88,10 +101,15 @@ static int run_reduce(ir_kernel_ctx *kx, int how)
         idims[d] = reduced[d] ? x->dims[d] : 1;
         count *= idims[d];
     }
-    if (count == 0 && (how == RED_MAX || how == RED_MIN))
-        return ir_kernel_error(kx, KILN_ERR_INVALID_ARGUMENT,
-                               "cannot reduce an empty axis (%s has no identity)",
-                               how == RED_MAX ? "max" : "min");
+    if (count == 0 && (how == RED_MAX || how == RED_MIN)) {
+        /* ONNX (opset 18+): the max of nothing is the lowest value (-inf
+         * for floats), the min of nothing the highest */
+        for (size_t o = 0; o < y->size; o++) {
+            if (ir_dtype_is_float(x->dtype)) ir_store_f64(y->dtype, y->data, o, how == RED_MAX ? -INFINITY : INFINITY);
+            else ir_store_i64(y->dtype, y->data, o, int_extreme(x->dtype, how == RED_MIN));
+        }
+        return 0;
+    }
     ir_iter outer;
     ir_iter_init(&outer, x->rank, odims);
     ir_iter_add(&outer, strides);
@@ -119,7 +137,10 @@ static int run_reduce(ir_kernel_ctx *kx, int how)
                 if (i == 0 && (how == RED_MAX || how == RED_MIN)) acc = (uint64_t)v;
                 else if (how == RED_SUM) acc += (uint64_t)v;
                 else if (how == RED_PROD) acc *= (uint64_t)v;
-                else if (how == RED_MAX ? v > (int64_t)acc : v < (int64_t)acc) acc = (uint64_t)v;
+                else {
+                    int64_t vo = ir_int_order(x->dtype, v), ao = ir_int_order(x->dtype, (int64_t)acc);
+                    if (how == RED_MAX ? vo > ao : vo < ao) acc = (uint64_t)v;
+                }
             }
             ir_store_i64(y->dtype, y->data, o, (int64_t)acc);
         }
@@ -140,9 +161,11 @@ REDUCE_OP(ReduceSum, infer_reduce_numeric, RED_SUM, ir_grad_ReduceSum,
 REDUCE_OP(ReduceMean, infer_reduce_float, RED_MEAN, ir_grad_ReduceMean,
           "Mean over 'axes' (all when unset or empty); an empty axis gives NaN.")
 REDUCE_OP(ReduceMax, infer_reduce_numeric, RED_MAX, ir_grad_ReduceMax,
-          "Maximum over 'axes' (all when unset or empty); NaN propagates; empty axis: error.")
+          "Maximum over 'axes' (all when unset or empty); NaN propagates; an empty axis gives -inf "
+          "(the lowest integer).")
 REDUCE_OP(ReduceMin, infer_reduce_numeric, RED_MIN, ir_grad_ReduceMin,
-          "Minimum over 'axes' (all when unset or empty); NaN propagates; empty axis: error.")
+          "Minimum over 'axes' (all when unset or empty); NaN propagates; an empty axis gives +inf "
+          "(the highest integer).")
 REDUCE_OP(ReduceProd, infer_reduce_numeric, RED_PROD, ir_grad_ReduceProd,
           "Product over 'axes' (all when unset or empty); an empty axis gives 1.")
 
@@ -213,9 +236,10 @@ static int run_arg(ir_kernel_ctx *kx, bool is_max)
                 }
             }
         } else {
-            int64_t best = ir_load_i64(x->dtype, x->data, base);
+            /* compared in ir_int_order: u64 above INT64_MAX is large, not negative */
+            int64_t best = ir_int_order(x->dtype, ir_load_i64(x->dtype, x->data, base));
             for (int64_t i = 1; i < len; i++) {
-                int64_t v = ir_load_i64(x->dtype, x->data, base + (size_t)(i * step));
+                int64_t v = ir_int_order(x->dtype, ir_load_i64(x->dtype, x->data, base + (size_t)(i * step)));
                 if ((is_max ? v > best : v < best) || (last && v == best)) {
                     best = v;
                     best_i = i;

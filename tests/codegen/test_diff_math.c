@@ -12,7 +12,13 @@
 #include <string.h>
 
 static const kiln_dtype FLOATS[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16};
-static const kiln_dtype INTS[] = {KILN_I8, KILN_U8, KILN_I32, KILN_I64};
+static const kiln_dtype INTS[] = {KILN_I8,  KILN_U8,  KILN_I16, KILN_U16,
+                                  KILN_I32, KILN_U32, KILN_I64, KILN_U64};
+
+static bool is_unsigned(kiln_dtype dt)
+{
+    return dt == KILN_U8 || dt == KILN_U16 || dt == KILN_U32 || dt == KILN_U64;
+}
 
 static double rtol_for(kiln_dtype dt)
 {
@@ -60,7 +66,7 @@ static void diff_unary(const char *op, const kiln_dtype *dts, int ndt, double lo
     static const shape SHAPES[] = {{2, {7, 13}}, {0, {0}}, {3, {2, 0, 3}}, {1, {4099}}};
     for (int d = 0; d < ndt; d++)
         for (int s = 0; s < 4; s++) {
-            double l = dts[d] == KILN_U8 && lo < 0 ? 0 : lo;
+            double l = is_unsigned(dts[d]) && lo < 0 ? 0 : lo;
             diff_op(op, 1, &dts[d], &SHAPES[s], &l, &hi, attrs, false);
             if (s == 0) diff_op(op, 1, &dts[d], &SHAPES[s], &l, &hi, attrs, true);
         }
@@ -81,7 +87,7 @@ static void test_unary(void **state)
     diff_unary("Atanh", FLOATS, 2, -1.5, 1.5, NULL);
     diff_unary("Acosh", FLOATS, 4, 1, 20, NULL);
     diff_unary("Acosh", FLOATS, 2, -2, 3, NULL);
-    diff_unary("Sign", INTS, 4, -100, 100, NULL);
+    diff_unary("Sign", INTS, 8, -100, 100, NULL);
     diff_unary("IsNaN", FLOATS, 4, -8, 8, NULL);
     diff_unary("IsInf", FLOATS, 4, -8, 8, NULL);
 }
@@ -127,7 +133,7 @@ static void diff_mod(const kiln_dtype *dts, int ndt, int fm, double lo0, double 
     for (int d = 0; d < ndt; d++) {
         kiln_dtype two[2] = {dts[d], dts[d]};
         double lo[2] = {lo0, lo1}, hi[2] = {hi0, hi1};
-        if (dts[d] == KILN_U8) {
+        if (is_unsigned(dts[d])) {
             if (hi[1] <= 0) continue;
             if (lo[0] < 0) lo[0] = 0;
             if (lo[1] < 1) lo[1] = 1;
@@ -146,8 +152,8 @@ static void test_mod(void **state)
     diff_mod(FLOATS, 4, 1, -10, 10, 0.5, 4);
     diff_mod(FLOATS, 4, 1, -10, 10, -4, -0.5);
     for (int fm = 0; fm < 2; fm++) {
-        diff_mod(INTS, 4, fm, -100, 100, 1, 9);
-        diff_mod(INTS, 4, fm, -100, 100, -9, -1);
+        diff_mod(INTS, 8, fm, -100, 100, 1, 9);
+        diff_mod(INTS, 8, fm, -100, 100, -9, -1);
     }
 }
 
@@ -157,8 +163,8 @@ static void test_mod_extremes(void **state)
     (void)state;
     const double a[] = {-128, -128, 127, -7, 7, -7, 7, 0};
     const double b[] = {-1, 127, -128, 3, -3, -3, 3, -5};
-    const kiln_dtype SIGNED[] = {KILN_I8, KILN_I32, KILN_I64};
-    for (int d = 0; d < 3; d++)
+    const kiln_dtype SIGNED[] = {KILN_I8, KILN_I16, KILN_I32, KILN_I64};
+    for (int d = 0; d < 4; d++)
         for (int fm = 0; fm < 2; fm++) {
             kiln_graph *g = kiln_graph_new();
             kiln_value ab[2] = {kiln_placeholder(g, "a", SIGNED[d], 1, (int64_t[]){8}),

@@ -22,9 +22,9 @@
 
 #include "ir.h"
 
-static const kiln_dtype ALL[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16,
-                                 KILN_I8,  KILN_U8,  KILN_I32, KILN_I64};
-#define NALL 8
+static const kiln_dtype ALL[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16, KILN_I8,  KILN_U8,
+                                 KILN_I32, KILN_I64, KILN_I16, KILN_U16,  KILN_U32, KILN_U64};
+#define NALL 12
 static const char *const REDUCE_OPS[] = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin",
                                          "ReduceProd"};
 
@@ -210,7 +210,7 @@ static kiln_tensor *tie_data(kiln_dtype dt, int rank, const int64_t *dims, int n
     double *v = malloc(sizeof(double) * (n + 1));
     uint64_t s = seed++;
     for (size_t i = 0; i < n; i++) {
-        v[i] = (double)(lcg(&s) % 5) - (dt == KILN_U8 ? 0 : 2);
+        v[i] = (double)(lcg(&s) % 5) - (!ir_dtype_is_signed(dt) ? 0 : 2);
         if (nan_every && lcg(&s) % (uint64_t)nan_every == 0) v[i] = NAN;
     }
     kiln_tensor *t = tu_from_f64(dt, rank, dims, v);
@@ -228,7 +228,7 @@ static kiln_tensor *data_for(const char *op, kiln_dtype dt, int rank, const int6
         lo = prod ? 0.8 : -5;
         hi = prod ? 1.25 : 5;
     } else {
-        lo = dt == KILN_U8 ? 0 : prod ? -3 : -100;
+        lo = !ir_dtype_is_signed(dt) ? 0 : prod ? -3 : -100;
         hi = prod ? 4 : 100;
     }
     return tu_random(dt, rank, dims, lo, hi, seed++);
@@ -293,7 +293,8 @@ static void test_reduce_axes(void **state)
     }
 }
 
-/* Sum / Prod / Mean over an empty axis give 0 / 1 / NaN. */
+/* Sum / Prod / Mean over an empty axis give 0 / 1 / NaN; Max / Min the
+ * lowest / highest value (-inf / +inf for floats, ONNX opset 18+). */
 static void test_reduce_empty_axis(void **state)
 {
     (void)state;
@@ -306,12 +307,45 @@ static void test_reduce_empty_axis(void **state)
         reduce_out(b, "ReduceSum", x, &variants[1], 1, 0, 0);
         reduce_out(b, "ReduceProd", x, &variants[2], d & 1, 0, 0);
         if (is_float(ALL[d])) reduce_out(b, "ReduceMean", x, &variants[d & 1], 1, 0, 0);
+        reduce_out(b, "ReduceMax", x, &variants[d & 1], d & 1, 0, 0);
+        reduce_out(b, "ReduceMin", x, &variants[2], 1, 0, 0);
+        reduce_out(b, "ReduceMax", x, &variants[2], 0, 0, 0);
     }
     batch_run(b);
 }
 
-/* Max / Min / ArgMax / ArgMin over an empty axis fail at run time, from
- * the compiled code as from the reference, naming the op. */
+/* Max / Min over an empty axis fill the output with the identity, in the
+ * compiled code as in the reference, also with a fused prologue. */
+static void test_reduce_empty_max_min(void **state)
+{
+    (void)state;
+    kiln_graph *g = kiln_graph_new();
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 2, (int64_t[]){3, 0});
+    kiln_attrs *at = kiln_attrs_new();
+    kiln_attrs_ints(at, "axes", (int64_t[]){1}, 1);
+    kiln_value y[2];
+    y[0] = kiln_op(g, "ReduceMax", &x, 1, at);
+    kiln_value nx = kiln_op(g, "Neg", &x, 1, NULL);
+    y[1] = kiln_op(g, "ReduceMin", &nx, 1, at);
+    kiln_attrs_free(at);
+    assert_null(kiln_graph_error(g));
+    kiln_tensor *t = kiln_tensor_new(KILN_F32, 2, (int64_t[]){3, 0});
+    for (int be = 0; be < 2; be++) {
+        kiln_tensor *r[2] = {NULL, NULL};
+        char msg[512] = "";
+        if (tu_run_backend(g, be ? KILN_BACKEND_REFERENCE : KILN_BACKEND_DEFAULT, 2, y, r, 1, &x, &t, msg, sizeof msg))
+            fail_msg("backend %d: %s", be, msg);
+        tu_assert_close(r[0], (double[]){-INFINITY, -INFINITY, -INFINITY}, 3, 0, 0);
+        tu_assert_close(r[1], (double[]){INFINITY, INFINITY, INFINITY}, 3, 0, 0);
+        kiln_tensor_free(r[0]);
+        kiln_tensor_free(r[1]);
+    }
+    kiln_tensor_free(t);
+    kiln_graph_free(g);
+}
+
+/* ArgMax / ArgMin over an empty axis fail at run time, from the compiled
+ * code as from the reference, naming the op. */
 static void expect_empty_error(const char *op, const int64_t *dims, int rank, kiln_attrs *at)
 {
     kiln_graph *g = kiln_graph_new();
@@ -336,12 +370,6 @@ static void test_empty_axis_errors(void **state)
 {
     (void)state;
     kiln_attrs *at = kiln_attrs_new();
-    kiln_attrs_ints(at, "axes", (int64_t[]){1}, 1);
-    expect_empty_error("ReduceMax", (int64_t[]){3, 0}, 2, at);
-    expect_empty_error("ReduceMin", (int64_t[]){0, 0}, 2, at); /* empty output too */
-    kiln_attrs_free(at);
-    expect_empty_error("ReduceMax", (int64_t[]){2, 0, 5}, 3, NULL); /* all axes */
-    at = kiln_attrs_new();
     kiln_attrs_int(at, "axis", 0);
     expect_empty_error("ArgMax", (int64_t[]){0, 4}, 2, at);
     kiln_attrs_free(at);
@@ -371,7 +399,7 @@ static void test_arg(void **state)
             int rank = shapes[s].rank;
             const int64_t *dims = shapes[s].dims;
             kiln_value x = batch_input(b, tie_data(dt, rank, dims, 0), s == 0);
-            kiln_value xr = batch_input(b, tu_random(dt, rank, dims, dt == KILN_U8 ? 0 : -100, 100, seed++), false);
+            kiln_value xr = batch_input(b, tu_random(dt, rank, dims, !ir_dtype_is_signed(dt) ? 0 : -100, 100, seed++), false);
             if (full) {
                 arg_all_axes(b, x, rank);
                 for (int ax = 0; ax < rank; ax++) arg_out(b, ax & 1 ? "ArgMin" : "ArgMax", xr, ax, 1, 0);
@@ -434,11 +462,13 @@ static void test_int_wrap(void **state)
     (void)state;
     static const int64_t dims[2] = {67, 45};
     static const axes_t variants[] = {{1, {0}}, {1, {1}}};
-    static const kiln_dtype ints[] = {KILN_I8, KILN_U8, KILN_I32, KILN_I64};
+    static const kiln_dtype ints[] = {KILN_I8, KILN_U8, KILN_I32, KILN_I64, KILN_I16, KILN_U16, KILN_U32, KILN_U64};
+    /* the full range of each (u32 above 2^31, u64 above 2^63) */
+    static const double los[] = {-128, 0, -2e9, -2e9, -32768, 0, 0, 0};
+    static const double his[] = {127, 255, 2e9, 2e9, 32767, 65535, 4.2e9, 1.8e19};
     batch *b = batch_new();
-    for (int d = 0; d < 4; d++) {
-        double lo = ints[d] == KILN_U8 ? 0 : ints[d] == KILN_I8 ? -128 : -2e9;
-        double hi = ints[d] == KILN_U8 ? 255 : ints[d] == KILN_I8 ? 127 : 2e9;
+    for (int d = 0; d < 8; d++) {
+        double lo = los[d], hi = his[d];
         kiln_value x = batch_input(b, tu_random(ints[d], 2, dims, lo, hi, seed++), false);
         for (int o = 0; o < 5; o++)
             for (int v = 0; v < 2; v++)
@@ -468,7 +498,7 @@ static void test_large(void **state)
     for (int d = 0; d < NALL; d++) {
         kiln_dtype dt = ALL[d];
         if (dt != KILN_F32 && dt != KILN_F64 && dt != KILN_I32) continue;
-        kiln_value x = batch_input(b, tu_random(dt, 2, dims, dt == KILN_U8 ? 0 : -100, 100, seed++), false);
+        kiln_value x = batch_input(b, tu_random(dt, 2, dims, !ir_dtype_is_signed(dt) ? 0 : -100, 100, seed++), false);
         double rt = dt == KILN_F32 ? 1e-5 : rtol_for(dt);
         double at = dt == KILN_F32 ? 1e-2 : dt == KILN_F64 ? 1e-8 : 0;
         for (int v = 0; v < 3; v++) {
@@ -510,6 +540,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TU_TEST(test_reduce_axes),
         TU_TEST(test_reduce_empty_axis),
+        TU_TEST(test_reduce_empty_max_min),
         TU_TEST(test_empty_axis_errors),
         TU_TEST(test_arg),
         TU_TEST(test_nan),

@@ -9,10 +9,10 @@
 #include <stdbool.h>
 #include <string.h>
 
-static const kiln_dtype ALL[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16, KILN_I8,
-                                 KILN_U8,  KILN_I32, KILN_I64, KILN_BOOL};
+static const kiln_dtype ALL[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16, KILN_I8,  KILN_U8,  KILN_I32,
+                                 KILN_I64, KILN_BOOL, KILN_I16, KILN_U16,  KILN_U32, KILN_U64};
 static const kiln_dtype CORE[] = {KILN_F32, KILN_F16, KILN_I8, KILN_I64, KILN_BOOL};
-#define NALL 9
+#define NALL 13
 #define NCORE 5
 
 /* Two dtypes of different sizes, rotating through ALL from call to call:
@@ -37,7 +37,7 @@ static uint64_t seed = 1;
 
 static kiln_tensor *random_for(kiln_dtype dt, const shape *s)
 {
-    double lo = dt == KILN_BOOL || dt == KILN_U8 ? 0 : -100, hi = dt == KILN_BOOL ? 2 : 100;
+    double lo = dt == KILN_BOOL || dt == KILN_U8 || dt == KILN_U16 || dt == KILN_U32 || dt == KILN_U64 ? 0 : -100, hi = dt == KILN_BOOL ? 2 : 100;
     return tu_random(dt, s->rank, s->dims, lo, hi, seed++);
 }
 

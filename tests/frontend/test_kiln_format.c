@@ -309,8 +309,8 @@ static void test_save_replaces_atomically(void **state)
 static void test_roundtrip_dtypes_bit_exact(void **state)
 {
     (void)state;
-    static const kiln_dtype dts[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16, KILN_I8,
-                                     KILN_U8,  KILN_I32, KILN_I64, KILN_BOOL};
+    static const kiln_dtype dts[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16, KILN_I8,  KILN_U8, KILN_I32,
+                                     KILN_I64, KILN_BOOL, KILN_I16, KILN_U16,  KILN_U32, KILN_U64};
     kiln_graph *g = kiln_graph_new();
     kiln_tensor *made[64];
     int nmade = 0;

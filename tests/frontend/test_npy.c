@@ -323,8 +323,8 @@ static void test_write_normalizes(void **state)
 static void test_round_trip(void **state)
 {
     (void)state;
-    const kiln_dtype all[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16, KILN_I8,
-                              KILN_U8,  KILN_I32, KILN_I64, KILN_BOOL};
+    const kiln_dtype all[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16, KILN_I8,  KILN_U8, KILN_I32,
+                              KILN_I64, KILN_BOOL, KILN_I16, KILN_U16,  KILN_U32, KILN_U64};
     static const struct {
         int rank;
         int64_t dims[8];
@@ -394,6 +394,12 @@ static void test_write_errors(void **state)
     assert_non_null(strstr(kiln_status_message(st), "/tmp/x.npy"));
     assert_int_equal(kiln_tensor_write_npy(t, NULL, st), KILN_ERR_INVALID_ARGUMENT);
     assert_int_equal(kiln_tensor_write_npy(t, bad, NULL), KILN_ERR_IO); /* NULL status is fine */
+    kiln_tensor_free(t);
+    /* numpy has no float8/float4/int4/int2: refused, naming the dtype */
+    t = kiln_tensor_new(KILN_F8E4M3FN, 1, (int64_t[]){2});
+    assert_int_equal(kiln_tensor_write_npy(t, "/tmp/kiln_npy_f8.npy", st), KILN_ERR_UNIMPLEMENTED);
+    assert_non_null(strstr(kiln_status_message(st), "f8e4m3fn"));
+    assert_int_equal(access("/tmp/kiln_npy_f8.npy", F_OK), -1);
     kiln_tensor_free(t);
     kiln_status_free(st);
 }
@@ -533,6 +539,51 @@ static void test_read_variations(void **state)
     kiln_tensor_free(t);
 }
 
+/* i16, u16, u32, u64: little- and big-endian, values at the edges of each. */
+static void test_read_wide_ints(void **state)
+{
+    (void)state;
+    unsigned char buf[512];
+    char path[32];
+    const unsigned char u8le[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80};
+    size_t n = make_npy(buf, 1, "{'descr': '<u8', 'fortran_order': False, 'shape': (2,), }", u8le,
+                        sizeof u8le);
+    kiln_tensor *t = read_bytes(buf, n, NULL, path);
+    assert_non_null(t);
+    tu_assert_shape(t, KILN_U64, 1, (int64_t[]){2});
+    const uint64_t want64[] = {0xffffffffffffffffu, 0x8000000000000000u};
+    assert_bytes(t, want64, sizeof want64);
+    kiln_tensor_free(t);
+    const unsigned char u4be[] = {0xb2, 0xd0, 0x5e, 0x00, 0x00, 0x00, 0x00, 0x07};
+    n = make_npy(buf, 1, "{'descr': '>u4', 'fortran_order': False, 'shape': (2,), }", u4be,
+                 sizeof u4be);
+    t = read_bytes(buf, n, NULL, path);
+    assert_non_null(t);
+    tu_assert_shape(t, KILN_U32, 1, (int64_t[]){2});
+    const uint32_t want32[] = {3000000000u, 7};
+    assert_bytes(t, want32, sizeof want32);
+    kiln_tensor_free(t);
+    const unsigned char i2le[] = {0x00, 0x80, 0xff, 0x7f, 0xfe, 0xff};
+    n = make_npy(buf, 1, "{'descr': '<i2', 'fortran_order': False, 'shape': (3,), }", i2le,
+                 sizeof i2le);
+    t = read_bytes(buf, n, NULL, path);
+    assert_non_null(t);
+    tu_assert_shape(t, KILN_I16, 1, (int64_t[]){3});
+    const int16_t want16[] = {-32768, 32767, -2};
+    assert_bytes(t, want16, sizeof want16);
+    kiln_tensor_free(t);
+    const unsigned char u2be[] = {0xff, 0xfe};
+    n = make_npy(buf, 1, "{'descr': '>u2', 'fortran_order': False, 'shape': (), }", u2be,
+                 sizeof u2be);
+    t = read_bytes(buf, n, NULL, path);
+    assert_non_null(t);
+    tu_assert_shape(t, KILN_U16, 0, NULL);
+    const uint16_t wantu16[] = {65534};
+    assert_bytes(t, wantu16, sizeof wantu16);
+    kiln_tensor_free(t);
+}
+
 /* ---- Malformed and hostile files ------------------------------------------- */
 
 /* Reading the bytes fails with code and a message naming the file and
@@ -627,7 +678,7 @@ static void test_bad_header(void **state)
 static void test_bad_descr(void **state)
 {
     (void)state;
-    const char *bad[] = {"<c8", "<u2", "<i2",  "<U10", "|O",  "f4x",
+    const char *bad[] = {"<c8", "<u3", "<i16", "<U10", "|O",  "f4x",
                          "",    "<",   "<f16", "<M8",  "|S3", "<f99999999999"};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         char h[128], want[64];
@@ -809,6 +860,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         TU_TEST(test_read_every_dtype),
+        TU_TEST(test_read_wide_ints),
         TU_TEST(test_read_big_endian),
         TU_TEST(test_read_fortran_order),
         TU_TEST(test_read_scalar_empty_rank8_v2),

@@ -33,13 +33,15 @@ static void test_names_and_sizes(void **state)
         {KILN_F32, "f32", 4}, {KILN_F64, "f64", 8}, {KILN_F16, "f16", 2},
         {KILN_BF16, "bf16", 2}, {KILN_I8, "i8", 1}, {KILN_U8, "u8", 1},
         {KILN_I32, "i32", 4}, {KILN_I64, "i64", 8}, {KILN_BOOL, "bool", 1},
+        {KILN_I16, "i16", 2}, {KILN_U16, "u16", 2}, {KILN_U32, "u32", 4},
+        {KILN_U64, "u64", 8},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         assert_string_equal(kiln_dtype_name(all[i].dt), all[i].name);
         assert_int_equal(kiln_dtype_size(all[i].dt), all[i].size);
         assert_true(ir_dtype_valid((int)all[i].dt));
     }
-    const int bad[] = {0, -1, 10, 1000, -100000};
+    const int bad[] = {0, -1, KILN_U2 + 1, 1000, -100000};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_string_equal(kiln_dtype_name((kiln_dtype)bad[i]), "?");
         assert_int_equal(kiln_dtype_size((kiln_dtype)bad[i]), 0);
@@ -58,6 +60,70 @@ static void test_classes(void **state)
     assert_false(ir_dtype_is_int(KILN_BOOL) || ir_dtype_is_int(KILN_F16));
     assert_true(ir_dtype_is_signed(KILN_I8) && ir_dtype_is_signed(KILN_F16));
     assert_false(ir_dtype_is_signed(KILN_U8) || ir_dtype_is_signed(KILN_BOOL));
+    assert_true(ir_dtype_is_int(KILN_I16) && ir_dtype_is_int(KILN_U16) &&
+                ir_dtype_is_int(KILN_U32) && ir_dtype_is_int(KILN_U64));
+    assert_false(ir_dtype_is_float(KILN_I16) || ir_dtype_is_float(KILN_U64));
+    assert_true(ir_dtype_is_signed(KILN_I16));
+    assert_false(ir_dtype_is_signed(KILN_U16) || ir_dtype_is_signed(KILN_U32) ||
+                 ir_dtype_is_signed(KILN_U64));
+}
+
+/* i16, u16, u32, u64: wrapping stores, exact u64 round trips, unsigned
+ * order, and conversions to and from double. */
+static void test_load_store_wide_ints(void **state)
+{
+    (void)state;
+    unsigned char buf[16];
+    ir_store_i64(KILN_I16, buf, 0, 40000); /* 40000 - 65536 */
+    assert_int_equal(((int16_t *)buf)[0], -25536);
+    assert_true(ir_load_i64(KILN_I16, buf, 0) == -25536);
+    assert_true(ir_load_f64(KILN_I16, buf, 0) == -25536.0);
+    ir_store_i64(KILN_U16, buf, 0, -1);
+    assert_int_equal(((uint16_t *)buf)[0], 65535);
+    assert_true(ir_load_i64(KILN_U16, buf, 0) == 65535);
+    ir_store_i64(KILN_U32, buf, 0, (1LL << 32) + 3); /* wraps to 3 */
+    assert_int_equal(((uint32_t *)buf)[0], 3);
+    ir_store_i64(KILN_U32, buf, 0, -1);
+    assert_true(((uint32_t *)buf)[0] == 4294967295u);
+    assert_true(ir_load_i64(KILN_U32, buf, 0) == 4294967295LL); /* not -1 */
+    assert_true(ir_load_f64(KILN_U32, buf, 0) == 4294967295.0);
+
+    /* u64: every bit survives int64 */
+    const uint64_t vals[] = {0, 1, 0x7fffffffffffffffu, 0x8000000000000000u, 0xfffffffffffffffeu,
+                             0xffffffffffffffffu};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        uint64_t src = vals[i];
+        int64_t v = ir_load_i64(KILN_U64, &src, 0);
+        ir_store_i64(KILN_U64, buf, 0, v);
+        uint64_t back;
+        memcpy(&back, buf, 8);
+        assert_true(back == src);
+    }
+    uint64_t big = 0xffffffffffffffffu;
+    assert_true(ir_load_f64(KILN_U64, &big, 0) == 18446744073709551616.0); /* rounds up */
+    /* ir_int_order: unsigned order for u64, unchanged for the rest */
+    int64_t top = ir_load_i64(KILN_U64, &big, 0);
+    assert_true(ir_int_order(KILN_U64, top) > ir_int_order(KILN_U64, 1));
+    assert_true(ir_int_order(KILN_U64, 0) < ir_int_order(KILN_U64, INT64_MAX));
+    assert_true(ir_int_order(KILN_I64, -1) < ir_int_order(KILN_I64, 1));
+
+    /* doubles into u64: [2^63, 2^64) exactly, beyond saturates, below wraps */
+    ir_store_f64(KILN_U64, buf, 0, 9223372036854775808.0 * 1.5);
+    memcpy(&big, buf, 8);
+    assert_true(big == 0xc000000000000000u);
+    ir_store_f64(KILN_U64, buf, 0, 1e30);
+    memcpy(&big, buf, 8);
+    assert_true(big == UINT64_MAX);
+    ir_store_f64(KILN_U64, buf, 0, 3.9);
+    memcpy(&big, buf, 8);
+    assert_true(big == 3);
+    ir_store_f64(KILN_U64, buf, 0, NAN);
+    memcpy(&big, buf, 8);
+    assert_true(big == 0);
+    ir_store_f64(KILN_U32, buf, 0, 3000000000.7); /* above INT32_MAX */
+    assert_true(((uint32_t *)buf)[0] == 3000000000u);
+    ir_store_f64(KILN_I16, buf, 0, -2.9);
+    assert_int_equal(((int16_t *)buf)[0], -2);
 }
 
 static void test_f32_to_f16(void **state)
@@ -391,6 +457,187 @@ static void test_type_str(void **state)
     assert_true(strlen(small) < sizeof small);
 }
 
+/* ---- storage dtypes: float8, float4, int4, int2 (ONNX Cast rules) ---- */
+
+static void test_storage_names(void **state)
+{
+    (void)state;
+    static const struct {
+        kiln_dtype dt;
+        const char *name;
+        bool fl;
+    } all[] = {
+        {KILN_F8E4M3FN, "f8e4m3fn", true}, {KILN_F8E4M3FNUZ, "f8e4m3fnuz", true},
+        {KILN_F8E5M2, "f8e5m2", true},     {KILN_F8E5M2FNUZ, "f8e5m2fnuz", true},
+        {KILN_F8E8M0, "f8e8m0", true},     {KILN_F4E2M1, "f4e2m1", true},
+        {KILN_I4, "i4", false},            {KILN_U4, "u4", false},
+        {KILN_I2, "i2", false},            {KILN_U2, "u2", false},
+    };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        assert_true(ir_dtype_valid((int)all[i].dt));
+        assert_string_equal(kiln_dtype_name(all[i].dt), all[i].name);
+        assert_int_equal(kiln_dtype_size(all[i].dt), 1); /* one byte an element, even 4- and 2-bit */
+        assert_true(ir_dtype_is_storage(all[i].dt));
+        assert_int_equal(ir_dtype_is_storage_float(all[i].dt), all[i].fl);
+        assert_false(ir_dtype_is_float(all[i].dt) || ir_dtype_is_int(all[i].dt));
+    }
+    assert_false(ir_dtype_is_storage(KILN_F32) || ir_dtype_is_storage(KILN_U8) ||
+                 ir_dtype_is_storage(KILN_U64));
+}
+
+typedef struct {
+    kiln_dtype dt;
+    double in;
+    int saturate;
+    uint8_t want;
+} storage_case;
+
+static void check_storage_cases(const storage_case *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t got = ir_storage_from_f64(c[i].dt, c[i].in, c[i].saturate != 0);
+        if (got != c[i].want)
+            fail_msg("%s(%a, saturate=%d) = 0x%02x, want 0x%02x", kiln_dtype_name(c[i].dt), c[i].in,
+                     c[i].saturate, got, c[i].want);
+    }
+}
+
+static void test_f8e4m3fn(void **state)
+{
+    (void)state;
+    const storage_case c[] = {
+        {KILN_F8E4M3FN, 1.0, 1, 0x38},     {KILN_F8E4M3FN, -1.0, 1, 0xb8},
+        {KILN_F8E4M3FN, 448, 1, 0x7e},     {KILN_F8E4M3FN, 0.5, 1, 0x30},
+        {KILN_F8E4M3FN, 0x1p-9, 1, 0x01},  /* smallest subnormal */
+        {KILN_F8E4M3FN, 0x1p-10, 1, 0x00}, /* half of it: ties to even (0) */
+        {KILN_F8E4M3FN, 0x3p-10, 1, 0x02}, /* 1.5 units: ties to 2 */
+        {KILN_F8E4M3FN, 7 * 0x1p-9 + 0x1p-10, 1, 0x08}, /* rounds up into the smallest normal */
+        {KILN_F8E4M3FN, 1.0625, 1, 0x38},  /* 1 + 1/16: tie between 1 and 1.125, even */
+        {KILN_F8E4M3FN, 1.1875, 1, 0x3a},  /* 1 + 3/16: tie, to even 1.25 */
+        {KILN_F8E4M3FN, 464, 0, 0x7e},     /* halfway to 480: ties to even 448, in range */
+        {KILN_F8E4M3FN, 470, 1, 0x7e},     /* rounds to 480: out of range, saturates */
+        {KILN_F8E4M3FN, 470, 0, 0x7f},     /* ... or NaN */
+        {KILN_F8E4M3FN, 1e6, 1, 0x7e},     {KILN_F8E4M3FN, -1e6, 1, 0xfe},
+        {KILN_F8E4M3FN, 1e6, 0, 0x7f},     {KILN_F8E4M3FN, -1e6, 0, 0xff},
+        {KILN_F8E4M3FN, INFINITY, 1, 0x7e}, {KILN_F8E4M3FN, -INFINITY, 0, 0xff},
+        {KILN_F8E4M3FN, NAN, 1, 0x7f},     {KILN_F8E4M3FN, -0.0, 1, 0x80},
+        {KILN_F8E4M3FN, -1e-7, 1, 0x80},   /* underflow keeps the sign */
+    };
+    check_storage_cases(c, sizeof c / sizeof c[0]);
+    assert_true(ir_storage_to_f32(KILN_F8E4M3FN, 0x7e) == 448.0f);
+    assert_true(ir_storage_to_f32(KILN_F8E4M3FN, 0x38) == 1.0f);
+    assert_true(ir_storage_to_f32(KILN_F8E4M3FN, 0x01) == 0x1p-9f);
+    assert_true(ir_storage_to_f32(KILN_F8E4M3FN, 0x07) == 7 * 0x1p-9f);
+    assert_true(ir_storage_to_f32(KILN_F8E4M3FN, 0xfe) == -448.0f);
+    assert_true(isnan(ir_storage_to_f32(KILN_F8E4M3FN, 0x7f)));
+    assert_true(isnan(ir_storage_to_f32(KILN_F8E4M3FN, 0xff)));
+    float z = ir_storage_to_f32(KILN_F8E4M3FN, 0x80);
+    assert_true(z == 0 && signbit(z));
+}
+
+static void test_f8_fnuz_and_e5m2(void **state)
+{
+    (void)state;
+    const storage_case c[] = {
+        /* E4M3FNUZ: bias 8, max 240, one NaN (0x80), no -0 */
+        {KILN_F8E4M3FNUZ, 1.0, 1, 0x40},   {KILN_F8E4M3FNUZ, 240, 1, 0x7f},
+        {KILN_F8E4M3FNUZ, -240, 1, 0xff},  {KILN_F8E4M3FNUZ, 1e6, 1, 0x7f},
+        {KILN_F8E4M3FNUZ, 1e6, 0, 0x80},   {KILN_F8E4M3FNUZ, -INFINITY, 0, 0x80},
+        {KILN_F8E4M3FNUZ, -INFINITY, 1, 0xff},
+        {KILN_F8E4M3FNUZ, NAN, 1, 0x80},   {KILN_F8E4M3FNUZ, -0.0, 1, 0x00},
+        {KILN_F8E4M3FNUZ, -1e-9, 1, 0x00},
+        /* E5M2: bias 15, max 57344, inf 0x7c */
+        {KILN_F8E5M2, 1.0, 1, 0x3c},       {KILN_F8E5M2, 57344, 1, 0x7b},
+        {KILN_F8E5M2, 61440, 1, 0x7b},     /* halfway to 65536: to even = overflow */
+        {KILN_F8E5M2, 61440, 0, 0x7c},     {KILN_F8E5M2, -1e6, 0, 0xfc},
+        {KILN_F8E5M2, INFINITY, 1, 0x7b},  {KILN_F8E5M2, INFINITY, 0, 0x7c},
+        {KILN_F8E5M2, 0x1p-16, 1, 0x01},   /* smallest subnormal */
+        {KILN_F8E5M2, NAN, 0, 0x7f},       {KILN_F8E5M2, -0.0, 1, 0x80},
+        /* E5M2FNUZ: bias 16 */
+        {KILN_F8E5M2FNUZ, 1.0, 1, 0x40},   {KILN_F8E5M2FNUZ, 57344, 1, 0x7f},
+        {KILN_F8E5M2FNUZ, 1e6, 0, 0x80},   {KILN_F8E5M2FNUZ, NAN, 1, 0x80},
+        {KILN_F8E5M2FNUZ, -0.0, 0, 0x00},
+    };
+    check_storage_cases(c, sizeof c / sizeof c[0]);
+    assert_true(isnan(ir_storage_to_f32(KILN_F8E4M3FNUZ, 0x80)));
+    assert_true(ir_storage_to_f32(KILN_F8E4M3FNUZ, 0x7f) == 240.0f);
+    assert_true(ir_storage_to_f32(KILN_F8E4M3FNUZ, 0x00) == 0.0f);
+    assert_true(ir_storage_to_f32(KILN_F8E5M2, 0x7b) == 57344.0f);
+    assert_true(isinf(ir_storage_to_f32(KILN_F8E5M2, 0x7c)));
+    assert_true(ir_storage_to_f32(KILN_F8E5M2, 0xfc) == -INFINITY);
+    assert_true(isnan(ir_storage_to_f32(KILN_F8E5M2, 0x7d)));
+    assert_true(isnan(ir_storage_to_f32(KILN_F8E5M2FNUZ, 0x80)));
+    assert_true(ir_storage_to_f32(KILN_F8E5M2FNUZ, 0x7f) == 57344.0f);
+    /* every non-NaN code survives a round trip through f32 */
+    const kiln_dtype f8[] = {KILN_F8E4M3FN, KILN_F8E4M3FNUZ, KILN_F8E5M2, KILN_F8E5M2FNUZ};
+    for (size_t t = 0; t < 4; t++)
+        for (int code = 0; code < 256; code++) {
+            float v = ir_storage_to_f32(f8[t], (uint8_t)code);
+            if (isnan(v) || (code == 0x80 && v == 0)) continue;
+            uint8_t back = ir_storage_from_f64(f8[t], v, false);
+            if (back != code)
+                fail_msg("%s: 0x%02x -> %a -> 0x%02x", kiln_dtype_name(f8[t]), code, (double)v, back);
+        }
+}
+
+static void test_f8e8m0_and_f4e2m1(void **state)
+{
+    (void)state;
+    const storage_case c[] = {
+        /* E8M0: 2^(code - 127), rounding up to the next power of two */
+        {KILN_F8E8M0, 1.0, 1, 0x7f},      {KILN_F8E8M0, 2.0, 1, 0x80},
+        {KILN_F8E8M0, 3.0, 1, 0x81},      {KILN_F8E8M0, 0.75, 1, 0x7f},
+        {KILN_F8E8M0, -4.0, 1, 0x81},     /* the sign is dropped */
+        {KILN_F8E8M0, 0x1p127, 1, 0xfe},  {KILN_F8E8M0, 0x1.8p127, 1, 0xfe},
+        {KILN_F8E8M0, 0x1.8p127, 0, 0xff}, {KILN_F8E8M0, NAN, 1, 0xff},
+        {KILN_F8E8M0, INFINITY, 1, 0xff}, {KILN_F8E8M0, 0.0, 1, 0x00},
+        /* F4E2M1: 0, 0.5, 1, 1.5, 2, 3, 4, 6; always saturating; NaN -> -0 */
+        {KILN_F4E2M1, 0.5, 1, 0x1},       {KILN_F4E2M1, 6.0, 1, 0x7},
+        {KILN_F4E2M1, 5.0, 1, 0x6},       /* tie between 4 and 6: even */
+        {KILN_F4E2M1, 0.25, 1, 0x0},      {KILN_F4E2M1, 0.75, 1, 0x2},
+        {KILN_F4E2M1, -3.5, 1, 0xe},      {KILN_F4E2M1, 100, 0, 0x7},
+        {KILN_F4E2M1, -INFINITY, 0, 0xf}, {KILN_F4E2M1, NAN, 1, 0x8},
+        {KILN_F4E2M1, -0.0, 1, 0x8},
+    };
+    check_storage_cases(c, sizeof c / sizeof c[0]);
+    assert_true(ir_storage_to_f32(KILN_F8E8M0, 0x7f) == 1.0f);
+    assert_true(ir_storage_to_f32(KILN_F8E8M0, 0x00) == 0x1p-127f);
+    assert_true(ir_storage_to_f32(KILN_F8E8M0, 0xfe) == 0x1p127f);
+    assert_true(isnan(ir_storage_to_f32(KILN_F8E8M0, 0xff)));
+    const float f4[16] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6, -0.0f, -0.5f, -1, -1.5f, -2, -3, -4, -6};
+    for (int code = 0; code < 16; code++) assert_true(ir_storage_to_f32(KILN_F4E2M1, (uint8_t)code) == f4[code]);
+}
+
+static void test_int4_int2(void **state)
+{
+    (void)state;
+    /* as Cast to the wider integers: truncate toward zero, then wrap; the
+     * byte holds the value, sign-extended for i4/i2 */
+    const storage_case c[] = {
+        {KILN_I4, 7, 1, 0x07},   {KILN_I4, -8, 1, 0xf8},  {KILN_I4, 8, 1, 0xf8},
+        {KILN_I4, -9, 1, 0x07},  {KILN_I4, 2.7, 1, 0x02}, {KILN_I4, -2.7, 1, 0xfe},
+        {KILN_I4, NAN, 1, 0x00}, {KILN_U4, 15, 1, 0x0f},  {KILN_U4, 16, 1, 0x00},
+        {KILN_U4, -1, 1, 0x0f},  {KILN_I2, 1, 1, 0x01},   {KILN_I2, 2, 1, 0xfe},
+        {KILN_I2, -3, 1, 0x01},  {KILN_U2, -1, 1, 0x03},  {KILN_U2, 4, 1, 0x00},
+    };
+    check_storage_cases(c, sizeof c / sizeof c[0]);
+    uint8_t buf[4];
+    ir_store_i64(KILN_I4, buf, 0, 23); /* 23 = 16 + 7 */
+    ir_store_i64(KILN_U2, buf, 1, -2);
+    ir_store_f64(KILN_I2, buf, 2, -1.5);
+    assert_int_equal(buf[0], 7);
+    assert_int_equal(buf[1], 2);
+    assert_int_equal(buf[2], 0xff);
+    assert_true(ir_load_i64(KILN_I2, buf, 2) == -1);
+    assert_true(ir_load_f64(KILN_I4, (uint8_t[]){0xf8}, 0) == -8.0);
+    assert_true(ir_load_i64(KILN_U4, (uint8_t[]){0x0f}, 0) == 15);
+    /* loads of float8 go through the format */
+    assert_true(ir_load_f64(KILN_F8E4M3FN, (uint8_t[]){0x7e}, 0) == 448.0);
+    assert_true(ir_load_i64(KILN_F8E5M2, (uint8_t[]){0xbc}, 0) == -1); /* -1.0 */
+    ir_store_f64(KILN_F8E4M3FN, buf, 3, 1e9); /* stores saturate */
+    assert_int_equal(buf[3], 0x7e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,7 +650,13 @@ int main(void)
         TU_TEST(test_store_half_sweep),
         TU_TEST(test_load_store_f64),
         TU_TEST(test_load_store_i64),
+        TU_TEST(test_load_store_wide_ints),
         TU_TEST(test_type_str),
+        TU_TEST(test_storage_names),
+        TU_TEST(test_f8e4m3fn),
+        TU_TEST(test_f8_fnuz_and_e5m2),
+        TU_TEST(test_f8e8m0_and_f4e2m1),
+        TU_TEST(test_int4_int2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -229,7 +229,7 @@ static void test_inv6_output_types(void **state)
     n->outputs[0].dtype = (kiln_dtype)0;
     expect_fail(f.g, "node 4", "output type is invalid", "(6)");
     n->outputs[0] = saved;
-    n->outputs[0].dtype = (kiln_dtype)12;
+    n->outputs[0].dtype = (kiln_dtype)(KILN_U2 + 1);
     expect_fail(f.g, "node 4", "output type is invalid", "(6)");
     n->outputs[0] = saved;
     n->outputs[0].rank = 9;

@@ -65,7 +65,14 @@ static bool same(const kiln_tensor *got, const kiln_tensor *want, char *msg, siz
         return false;
     }
     for (size_t i = 0; i < got->size; i++) {
-        if (ir_dtype_is_float(got->dtype)) {
+        if (ir_dtype_is_storage_float(got->dtype)) {
+            /* float8/float4: every value decodes exactly; no tolerance */
+            double g = ir_load_f64(got->dtype, got->data, i), w = ir_load_f64(want->dtype, want->data, i);
+            if ((isnan(w) && isnan(g)) || g == w) continue;
+            snprintf(msg, n, "element %zu: got %.9g (0x%02x), expected %.9g (0x%02x)", i, g,
+                     ((const uint8_t *)got->data)[i], w, ((const uint8_t *)want->data)[i]);
+            return false;
+        } else if (ir_dtype_is_float(got->dtype)) {
             double g = ir_load_f64(got->dtype, got->data, i), w = ir_load_f64(want->dtype, want->data, i);
             if (isnan(w) && isnan(g)) continue;
             if (isinf(w) && g == w) continue;

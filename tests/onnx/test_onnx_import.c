@@ -630,6 +630,81 @@ static void test_constant_attribute_inputs(void **state)
                  "must be a constant", (const char *)NULL);
 }
 
+/* 3-D windows (lowered to 2-D ops at import) on small inputs worked out by
+ * hand: x = 0..26 as [1, 1, 3, 3, 3] (x[d][h][w] = 9d + 3h + w). */
+static void test_3d_windows(void **state)
+{
+    (void)state;
+    static const int64_t dx[5] = {1, 1, 3, 3, 3}, dw[5] = {1, 1, 2, 2, 2}, dt[5] = {1, 1, 2, 1, 1};
+    static const int64_t k2[3] = {2, 2, 2}, d2[3] = {2, 2, 2}, pd[6] = {1, 0, 0, 0, 0, 0};
+    static float ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    model md;
+    model_init(&md, 19);
+    add_input(&md, vinfo("x", 1, 5, dx));
+    add_init(&md, ftensor("w", 5, dw, ones, 8));
+    add_init(&md, ftensor("wt", 5, dt, ones, 2));
+    Onnx__NodeProto *mp = node("MaxPool", "mp", 1, (const char *[]){"x"}, 1, (const char *[]){"mp"});
+    node_attr_ints(mp, "kernel_shape", k2, 3);
+    add_node(&md, mp);
+    Onnx__NodeProto *ap = node("AveragePool", "ap", 1, (const char *[]){"x"}, 1, (const char *[]){"ap"});
+    node_attr_ints(ap, "kernel_shape", k2, 3);
+    node_attr_ints(ap, "dilations", d2, 3);
+    add_node(&md, ap);
+    Onnx__NodeProto *cv = node("Conv", "cv", 2, (const char *[]){"x", "w"}, 1, (const char *[]){"cv"});
+    node_attr_ints(cv, "strides", d2, 3);
+    node_attr_ints(cv, "pads", pd, 6);
+    add_node(&md, cv);
+    Onnx__NodeProto *ct =
+        node("ConvTranspose", "ct", 2, (const char *[]){"x", "wt"}, 1, (const char *[]){"ct"});
+    add_node(&md, ct);
+    const char *names[4] = {"mp", "ap", "cv", "ct"};
+    for (int i = 0; i < 4; i++) add_output(&md, vinfo(names[i], 1, 0, NULL));
+    kiln_graph *g = import_ok(save_model(&md, "win3d.onnx"), NULL);
+    kiln_value ins[1], outs[4];
+    assert_int_equal(kiln_graph_inputs(g, ins, 1), 1);
+    assert_int_equal(kiln_graph_outputs(g, outs, 4), 4);
+    float xv[27];
+    for (int i = 0; i < 27; i++) xv[i] = (float)i;
+    kiln_tensor *x = tu_f32(5, dx, xv);
+    /* max of each 2x2x2 box: its far corner */
+    static const double want_mp[8] = {13, 14, 16, 17, 22, 23, 25, 26};
+    /* the corners 0, 2, 6, 8, 18, 20, 24, 26 */
+    static const double want_ap[1] = {13};
+    /* stride 2, one leading depth pad: depth windows {pad, 0} and {1, 2};
+     * h, w windows {0, 1} only: sums of x[d][0..1][0..1] = 36d + 8 */
+    static const double want_cv[2] = {8, 44 + 80};
+    static const int64_t shape_mp[5] = {1, 1, 2, 2, 2}, shape_ap[5] = {1, 1, 1, 1, 1},
+                         shape_cv[5] = {1, 1, 2, 1, 1}, shape_ct[5] = {1, 1, 4, 3, 3};
+    const int64_t *shapes[4] = {shape_mp, shape_ap, shape_cv, shape_ct};
+    double want_ct[36];
+    /* depth kernel of two ones: y[d] = x[d] + x[d - 1] */
+    for (int d = 0; d < 4; d++)
+        for (int i = 0; i < 9; i++)
+            want_ct[d * 9 + i] = (d < 3 ? xv[d * 9 + i] : 0) + (d > 0 ? xv[(d - 1) * 9 + i] : 0);
+    const double *want[4] = {want_mp, want_ap, want_cv, want_ct};
+    const size_t count[4] = {8, 1, 2, 36};
+    tu_diff(g, 4, outs, 1, ins, &x, 1e-6, 1e-6);
+    for (int i = 0; i < 4; i++) {
+        kiln_tensor *r = tu_run(g, outs[i], 1, ins, &x);
+        tu_assert_shape(r, KILN_F32, 5, shapes[i]);
+        tu_assert_close(r, want[i], count[i], 1e-6, 1e-6);
+        kiln_tensor_free(r);
+    }
+    kiln_tensor_free(x);
+    kiln_graph_free(g);
+
+    /* a symbolic batch: 3-D windows need static shapes */
+    static const int64_t dn[5] = {-1, 1, 3, 3, 3};
+    model_init(&md, 19);
+    add_input(&md, vinfo("x", 1, 5, dn));
+    mp = node("MaxPool", "mp", 1, (const char *[]){"x"}, 1, (const char *[]){"mp"});
+    node_attr_ints(mp, "kernel_shape", k2, 3);
+    add_node(&md, mp);
+    add_output(&md, vinfo("mp", 1, 0, NULL));
+    import_fails(save_model(&md, "win3dn.onnx"), NULL, KILN_ERR_UNIMPLEMENTED, "'mp'", "MaxPool",
+                 "f32[?,1,3,3,3]", "static shapes", (const char *)NULL);
+}
+
 static void test_alloc_failure_sweep(void **state)
 {
     (void)state;
@@ -719,6 +794,7 @@ int main(void)
         T(test_graph_structure_errors), T(test_malformed_bytes),
         T(test_huge_node_count),        T(test_alloc_failure_sweep),
         T(test_constant_attribute_inputs), T(test_constant_inputs),
+        T(test_3d_windows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

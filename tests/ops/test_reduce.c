@@ -251,8 +251,9 @@ static void test_reduce_errors(void **state)
     kiln_graph_free(g);
 }
 
-/* Max, Min, ArgMax, ArgMin of an empty axis fail cleanly when run; an axis
- * that is kept may be empty. */
+/* ArgMax, ArgMin of an empty axis fail cleanly when run; Max and Min give
+ * their identity (ONNX opset 18+: -inf / +inf, the lowest / highest
+ * integer); an axis that is kept may be empty. */
 static void test_empty_axis_errors(void **state)
 {
     (void)state;
@@ -266,23 +267,58 @@ static void test_empty_axis_errors(void **state)
                                       : reduce_op(g, ops[k], x, (int64_t[]){1}, 1, 1);
         assert_null(kiln_graph_error(g));
         kiln_tensor *tx = kiln_tensor_new(KILN_F32, 2, (int64_t[]){0, 3});
-        tu_run_fails(g, y, 1, &x, &tx, "cannot reduce an empty axis");
+        if (is_arg(ops[k])) {
+            tu_run_fails(g, y, 1, &x, &tx, "cannot reduce an empty axis");
+        } else {
+            kiln_tensor *r = tu_run(g, y, 1, &x, &tx);
+            tu_assert_shape(r, KILN_F32, 2, (int64_t[]){1, 3});
+            double inf = k == 0 ? -INFINITY : INFINITY;
+            tu_assert_close(r, (double[]){inf, inf, inf}, 3, 0, 0);
+            kiln_tensor_free(r);
+        }
         kiln_tensor *r = tu_run(g, z, 1, &x, &tx);
         tu_assert_shape(r, is_arg(ops[k]) ? KILN_I64 : KILN_F32, 2, (int64_t[]){0, 1});
         kiln_tensor_free(r);
         kiln_tensor_free(tx);
         kiln_graph_free(g);
     }
-    /* all axes of an empty input, static shape */
-    kiln_graph *g = kiln_graph_new();
-    kiln_value x = kiln_placeholder(g, "x", KILN_I64, 1, (int64_t[]){0});
-    kiln_value y = reduce_op(g, "ReduceMax", x, NULL, 0, 0);
-    assert_value_type(g, y, KILN_I64, 0, NULL);
-    kiln_tensor *tx = kiln_tensor_new(KILN_I64, 1, (int64_t[]){0});
-    tu_run_fails(g, y, 1, &x, &tx, "ReduceMax");
-    tu_run_fails(g, y, 1, &x, &tx, "cannot reduce an empty axis");
-    kiln_tensor_free(tx);
-    kiln_graph_free(g);
+}
+
+/* Max / Min over an empty axis of each integer dtype: the lowest / highest
+ * value of the dtype (u64's highest reads as -1 through int64). */
+static void test_empty_axis_int_identity(void **state)
+{
+    (void)state;
+    static const struct {
+        kiln_dtype dt;
+        int64_t lowest, highest;
+    } cases[] = {
+        {KILN_I8, -128, 127},       {KILN_U8, 0, 255},
+        {KILN_I16, -32768, 32767},  {KILN_U16, 0, 65535},
+        {KILN_I32, INT32_MIN, INT32_MAX}, {KILN_U32, 0, 4294967295},
+        {KILN_I64, INT64_MIN, INT64_MAX}, {KILN_U64, 0, -1},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int k = 0; k < 2; k++) {
+            kiln_graph *g = kiln_graph_new();
+            kiln_value x = kiln_placeholder(g, "x", cases[c].dt, 2, (int64_t[]){2, 0});
+            /* axis 1 of [2, 0] and every axis */
+            kiln_value y = reduce_op(g, k ? "ReduceMin" : "ReduceMax", x, (int64_t[]){1}, 1, 0);
+            kiln_value z = reduce_op(g, k ? "ReduceMin" : "ReduceMax", x, NULL, 0, 0);
+            assert_null(kiln_graph_error(g));
+            kiln_tensor *tx = kiln_tensor_new(cases[c].dt, 2, (int64_t[]){2, 0});
+            int64_t want = k ? cases[c].highest : cases[c].lowest;
+            kiln_tensor *r = tu_run(g, y, 1, &x, &tx);
+            tu_assert_shape(r, cases[c].dt, 1, (int64_t[]){2});
+            tu_assert_ints(r, (int64_t[]){want, want}, 2);
+            kiln_tensor_free(r);
+            r = tu_run(g, z, 1, &x, &tx);
+            tu_assert_shape(r, cases[c].dt, 0, NULL);
+            tu_assert_ints(r, &want, 1);
+            kiln_tensor_free(r);
+            kiln_tensor_free(tx);
+            kiln_graph_free(g);
+        }
 }
 
 static void test_symbolic_rank_checked_at_run(void **state)
@@ -318,6 +354,7 @@ int main(void)
         TU_TEST(test_reduce_infer),
         TU_TEST(test_reduce_errors),
         TU_TEST(test_empty_axis_errors),
+        TU_TEST(test_empty_axis_int_identity),
         TU_TEST(test_symbolic_rank_checked_at_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

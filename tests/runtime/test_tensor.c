@@ -10,8 +10,8 @@
 static void test_new_zero_filled_aligned(void **state)
 {
     (void)state;
-    const kiln_dtype all[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16, KILN_I8,
-                              KILN_U8,  KILN_I32, KILN_I64, KILN_BOOL};
+    const kiln_dtype all[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16, KILN_I8,  KILN_U8, KILN_I32,
+                              KILN_I64, KILN_BOOL, KILN_I16, KILN_U16,  KILN_U32, KILN_U64};
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
         int64_t dims[3] = {3, 1, 5};
         kiln_tensor *t = kiln_tensor_new(all[k], 3, dims);
@@ -117,7 +117,7 @@ static void test_bad_arguments(void **state)
     int64_t d2[2] = {2, 3};
     float buf[6] = {0};
     assert_null(kiln_tensor_new((kiln_dtype)0, 2, d2));
-    assert_null(kiln_tensor_new((kiln_dtype)10, 2, d2));
+    assert_null(kiln_tensor_new((kiln_dtype)(KILN_U2 + 1), 2, d2));
     assert_null(kiln_tensor_new((kiln_dtype)-3, 2, d2));
     int64_t d9[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     assert_null(kiln_tensor_new(KILN_F32, 9, d9));
