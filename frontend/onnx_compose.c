@@ -729,6 +729,28 @@ ONNX_CONV(cv_dequantize)
     return onnx_done(cx, out, onnx_cast(cx, onnx_op2(cx, "Mul", x, s), od));
 }
 
+/* MatMulInteger: (A - a_zero_point) x (B - b_zero_point) in i32, exact for
+ * 8-bit inputs. A's zero point is a scalar or one per row ([M], or
+ * [..., M, 1]); B's a scalar or one per column ([N], or [..., 1, N]). */
+ONNX_CONV(cv_matmul_integer)
+{
+    kiln_value a = onnx_cast(cx, in[0], KILN_I32), b = onnx_cast(cx, in[1], KILN_I32);
+    if (onnx_has(in, nin, 2)) {
+        const ir_type *ta = onnx_type(cx, in[0]), *tz = onnx_type(cx, in[2]);
+        if (!ta || !tz) return cx->st->code;
+        kiln_value z = onnx_cast(cx, in[2], KILN_I32);
+        if (tz->rank == 1 && tz->dims[0] != 1) {
+            if (ta->rank < 2)
+                return onnx_error(cx, KILN_ERR_INVALID_ARGUMENT,
+                                  "a per-row a_zero_point needs A of rank >= 2, A has rank %d", ta->rank);
+            z = onnx_reshape(cx, z, (int64_t[]){tz->dims[0], 1}, 2);
+        }
+        a = onnx_op2(cx, "Sub", a, z);
+    }
+    if (onnx_has(in, nin, 3)) b = onnx_op2(cx, "Sub", b, onnx_cast(cx, in[3], KILN_I32));
+    return onnx_done(cx, out, onnx_op2(cx, "MatMul", a, b));
+}
+
 /* The integer range quantization to od saturates to; false if none. */
 static bool quant_int_range(kiln_dtype od, double *lo, double *hi)
 {

@@ -194,6 +194,7 @@ ONNX_CONV(cv_lrn);
 ONNX_CONV(cv_gathernd);
 ONNX_CONV(cv_quantize);
 ONNX_CONV(cv_dequantize);
+ONNX_CONV(cv_matmul_integer);
 ONNX_CONV(cv_dynamic_quantize);
 ONNX_CONV(cv_resize);
 /* onnx_signal.c */

@@ -1493,6 +1493,7 @@ static const onnx_opentry op_table[] = {
     {"LpNormalization", 1, 99, cv_lpnorm, "ReduceSum, Sqrt, Div"},
     {"LpPool", 1, 99, cv_lppool, "AveragePool2D, Pow (1-D, 2-D, 3-D)"},
     {"MatMul", 1, 99, cv_simple, "MatMul"},
+    {"MatMulInteger", 10, 99, onnx_cv_matmul_integer, "Cast, Sub, MatMul (i32)"},
     {"Max", 1, 99, cv_variadic, "Maximum"},
     {"MaxPool", 1, 99, cv_pool, "MaxPool2D (1-D, 2-D; 3-D as two 2-D)"},
     {"Mean", 1, 99, cv_variadic, "Add, Div"},
@@ -1571,7 +1572,6 @@ static const onnx_opentry op_table[] = {
 /* Known ONNX ops kiln cannot import yet, with the reason. */
 static const char *const unsupported[][2] = {
     {"Upsample", "deprecated Resize form (opsets 7-9), not supported"},
-    {"MatMulInteger", "quantization is not supported yet"},
     {"ConvInteger", "quantization is not supported yet"},
     {"QLinearMatMul", "quantization is not supported yet"},
     {"QLinearConv", "quantization is not supported yet"},

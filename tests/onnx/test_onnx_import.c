@@ -382,6 +382,49 @@ static void test_unsupported_ops_listed_once(void **state)
                  NULL);
 }
 
+/* A tensor of raw bytes: elem is the ONNX data type (2 = UINT8). */
+static Onnx__TensorProto *rtensor(const char *name, int elem, int rank, const int64_t *dims, const void *data,
+                                  size_t bytes)
+{
+    Onnx__TensorProto *t = ftensor(name, rank, dims, data, 0);
+    t->data_type = elem;
+    t->raw_data.len = bytes;
+    return t;
+}
+
+/* MatMulInteger with a per-row zero point for A and a scalar one for B,
+ * against hand-computed values: A - [10, 1] = [[0, 10, 20], [0, 1, 2]],
+ * B - 5 = [[-4, -3], [-2, -1], [0, 250]], product [[-20, 4990], [-2, 499]]. */
+static void test_matmul_integer(void **state)
+{
+    (void)state;
+    static const int64_t d32[2] = {3, 2}, d2[1] = {2};
+    static const uint8_t b[6] = {1, 2, 3, 4, 5, 255}, azp[2] = {10, 1}, bzp[1] = {5};
+    model md;
+    model_init(&md, 10);
+    add_input(&md, vinfo("a", 2, 2, d23));
+    add_init(&md, rtensor("b", 2, 2, d32, b, 6));
+    add_init(&md, rtensor("azp", 2, 1, d2, azp, 2));
+    add_init(&md, rtensor("bzp", 2, 0, NULL, bzp, 1));
+    add_node(&md, node("MatMulInteger", "mm", 4, (const char *[]){"a", "b", "azp", "bzp"}, 1, (const char *[]){"y"}));
+    add_output(&md, vinfo("y", 6, 2, (const int64_t[]){2, 2}));
+    kiln_graph *g = import_ok(save_model(&md, "mmi.onnx"), NULL);
+    kiln_value y = kiln_graph_find(g, "y"), x = kiln_graph_find(g, "a");
+    kiln_tensor *a = kiln_tensor_new(KILN_U8, 2, d23);
+    memcpy(kiln_tensor_data(a), (uint8_t[]){10, 20, 30, 1, 2, 3}, 6);
+    for (int be = 0; be < 2; be++) {
+        kiln_tensor *r = NULL;
+        assert_int_equal(tu_run_backend(g, be ? KILN_BACKEND_DEFAULT : KILN_BACKEND_REFERENCE, 1, &y, &r, 1, &x, &a,
+                                        NULL, 0),
+                         KILN_OK);
+        tu_assert_shape(r, KILN_I32, 2, (const int64_t[]){2, 2});
+        tu_assert_ints(r, (const int64_t[]){-20, 4990, -2, 499}, 4);
+        kiln_tensor_free(r);
+    }
+    kiln_tensor_free(a);
+    kiln_graph_free(g);
+}
+
 static void test_external_data(void **state)
 {
     (void)state;
@@ -794,7 +837,7 @@ int main(void)
         T(test_graph_structure_errors), T(test_malformed_bytes),
         T(test_huge_node_count),        T(test_alloc_failure_sweep),
         T(test_constant_attribute_inputs), T(test_constant_inputs),
-        T(test_3d_windows),
+        T(test_3d_windows),             T(test_matmul_integer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
