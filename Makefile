@@ -115,7 +115,7 @@ $(BUILD)/obj/codegen/kernels.o: codegen/kernels.c $(KERNEL_BC) $(wildcard codege
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LLVM_CFLAGS) -DKILN_KERNELS_BC='"$(abspath $(KERNEL_BC))"' -c $< -o $@
 
-$(BUILD)/kernels/%.bc: codegen/kernels/%.c codegen/kernels/kk.h ir/lowp.h
+$(BUILD)/kernels/%.bc: codegen/kernels/%.c codegen/kernels/kk.h ir/lowp.h ir/grid_sample_grad.h
 	@mkdir -p $(dir $@)
 	$(CLANG_BC) -std=c11 -O2 -Xclang -disable-llvm-optzns -emit-llvm -fno-math-errno \
 	  -Wall -Wextra -Werror -c $< -o $@

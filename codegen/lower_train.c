@@ -3,6 +3,8 @@
  * to the kernels of codegen/kernels/kk_train.c. The geometry goes in a
  * constant array, so after inlining every size is a constant. Attribute
  * defaults and meanings follow the reference kernels. */
+#include <string.h>
+
 #include "cg_internal.h"
 #include "kernels/kk_train.h"
 
@@ -160,5 +162,33 @@ int cg_lower_CumProdGrad(cg_ctx *c, cg_kernel *k)
                            cg_i64(c, inner), cg_i64(c, ir_node_int(k->node, "exclusive") != 0),
                            cg_i64(c, ir_node_int(k->node, "reverse") != 0), k->begin, k->end};
     cg_call_void(c, "kk_cumprod_grad", args, (int)(sizeof args / sizeof args[0]));
+    return 0;
+}
+
+static int gs_code(const char *s, const char *a, const char *b, const char *c)
+{
+    if (!s) return -1;
+    return strcmp(s, a) == 0 ? 0 : strcmp(s, b) == 0 ? 1 : strcmp(s, c) == 0 ? 2 : -1;
+}
+
+int cg_lower_GridSampleGrad(cg_ctx *c, cg_kernel *k)
+{
+    if (check_float(c, k)) return -1;
+    const ir_type *x = k->in[0].type, *g = k->in[1].type, *dy = k->in[2].type;
+    int mode = gs_code(ir_node_string(k->node, "mode"), "linear", "nearest", "cubic");
+    int pad = gs_code(ir_node_string(k->node, "padding_mode"), "zeros", "border", "reflection");
+    int kd = x->rank - 2;
+    if (mode < 0 || pad < 0 || kd < 1 || kd > 8)
+        return cg_error(c, k, KILN_ERR_INTERNAL, "invalid GridSampleGrad attributes or rank %d", x->rank);
+    int64_t points = 1;
+    for (int d = 2; d < dy->rank; d++) points *= dy->dims[d];
+    k->work = x->dims[0] > 0 ? x->dims[0] : 1;
+    k->grain = 1;
+    if (x->dims[0] == 0) return 0;
+    LLVMValueRef args[] = {k->in[0].ptr,  k->in[1].ptr, cg_i64(c, g->dtype), k->in[2].ptr, k->out[0].ptr,
+                           k->out[1].ptr, cg_i64(c, x->dtype), cg_i64(c, kd), cg_const_i64s(c, x->dims + 2, kd),
+                           cg_i64(c, x->dims[1]), cg_i64(c, points), cg_i64(c, mode), cg_i64(c, pad),
+                           cg_i64(c, ir_node_int(k->node, "align_corners") != 0), k->begin, k->end};
+    cg_call_void(c, "kk_grid_sample_grad", args, (int)(sizeof args / sizeof args[0]));
     return 0;
 }

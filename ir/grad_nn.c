@@ -815,3 +815,20 @@ int ir_grad_OneHot(ir_grad_ctx *gx)
     gx->dx[1] = vt->rank == 1 ? both : kiln_reshape(g, both, vd, vt->rank);
     return kiln_value_ok(gx->dx[1]) ? 0 : -1;
 }
+
+/* GridSample: GridSampleGrad (ir/ops/train.c) gives both gradients at once
+ * from the taps and their derivatives; the grid's is zero for mode nearest
+ * and where border padding clamps. */
+int ir_grad_GridSample(ir_grad_ctx *gx)
+{
+    kiln_attrs *at = kiln_attrs_new();
+    const char *mode = ir_node_string(&gx->n, "mode"), *pad = ir_node_string(&gx->n, "padding_mode");
+    kiln_attrs_string(at, "mode", mode ? mode : "linear");
+    kiln_attrs_string(at, "padding_mode", pad ? pad : "zeros");
+    kiln_attrs_int(at, "align_corners", ir_node_int(&gx->n, "align_corners"));
+    kiln_value r = op_with(gx, "GridSampleGrad", (kiln_value[]){gx->inputs[0], gx->inputs[1], gx->dy[0]}, 3, at);
+    if (!kiln_value_ok(r)) return -1;
+    gx->dx[0] = r;
+    gx->dx[1] = (kiln_value){r.node, 1};
+    return 0;
+}

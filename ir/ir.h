@@ -515,7 +515,7 @@ int ir_grad_error(ir_grad_ctx *gx, int code, const char *fmt, ...) IR_PRINTF(3, 
     X(ReduceMax) X(ReduceMin) X(ReduceProd) X(Sin) X(Cos) X(Tan) X(Asin) X(Acos) X(Atan)    \
     X(Sinh) X(Cosh) X(Asinh) X(Acosh) X(Atanh) X(Mod) X(Conv2DFilterGrad)                   \
     X(MaxPool2DGrad) X(AveragePool2DGrad) X(GatherGrad) X(CumSum) X(GatherElements) X(TopK)  \
-    X(ScatterElements) X(CumProd) X(ScatterND) X(OneHot)
+    X(ScatterElements) X(CumProd) X(ScatterND) X(OneHot) X(GridSample)
 #define IR_GRAD_DECL(name) int ir_grad_##name(ir_grad_ctx *gx);
 IR_GRAD_RULES(IR_GRAD_DECL)
 IR_GRAD_RULES_NN(IR_GRAD_DECL)

@@ -304,3 +304,67 @@ __attribute__((always_inline)) void kk_cumprod_grad(const void *x, const void *d
 #undef AT
     }
 }
+
+/* ---- GridSampleGrad ---- */
+
+#include "../../ir/grid_sample_grad.h"
+
+#define KK_GS_MAX 8
+
+__attribute__((always_inline)) void kk_grid_sample_grad(const void *x, const void *grid, int64_t gdt, const void *dy,
+                                                        void *dx, void *dgrid, int64_t dt, int64_t k,
+                                                        const int64_t *sdims, int64_t chans, int64_t points,
+                                                        int64_t mode, int64_t pad, int64_t align, int64_t begin,
+                                                        int64_t end)
+{
+    int64_t st_[KK_GS_MAX], idx[KK_GS_MAX][4], vol = 1;
+    double w[KK_GS_MAX][4], dw[KK_GS_MAX][4];
+    int nt[KK_GS_MAX];
+    if (k < 1 || k > KK_GS_MAX) return;
+    for (int64_t d = k - 1; d >= 0; d--) {
+        st_[d] = vol;
+        vol *= sdims[d];
+    }
+    for (int64_t n = begin; n < end; n++) {
+        for (int64_t i = 0; i < chans * vol; i++) st(dt, dx, n * chans * vol + i, 0.0);
+        for (int64_t p = 0; p < points; p++) {
+            int64_t gb = (n * points + p) * k;
+            for (int64_t j = 0; j < k; j++) {
+                int64_t d = k - 1 - j;
+                nt[d] = gsg_taps(ld(gdt, grid, gb + j), sdims[d], (int)mode, (int)pad, (int)align, idx[d], w[d],
+                                 dw[d]);
+            }
+            double dgs[KK_GS_MAX] = {0};
+            for (int64_t c = 0; c < chans; c++) {
+                int64_t xbase = (n * chans + c) * vol;
+                double dyv = ld(dt, dy, (n * chans + c) * points + p);
+                int sel[KK_GS_MAX] = {0};
+                for (;;) {
+                    double wt = 1;
+                    int64_t off = 0;
+                    int inside = 1;
+                    for (int64_t d = 0; d < k; d++) {
+                        wt *= w[d][sel[d]];
+                        if (idx[d][sel[d]] < 0) inside = 0;
+                        off += idx[d][sel[d]] * st_[d];
+                    }
+                    if (inside) {
+                        int64_t at = xbase + off;
+                        st(dt, dx, at, ld(dt, dx, at) + dyv * wt);
+                        double xv = dyv * ld(dt, x, at);
+                        for (int64_t d = 0; d < k; d++) {
+                            double pr = dw[d][sel[d]];
+                            for (int64_t e = 0; e < k; e++)
+                                if (e != d) pr *= w[e][sel[e]];
+                            dgs[d] += xv * pr;
+                        }
+                    }
+                    int64_t d = k - 1;
+                    while (d >= 0 && ++sel[d] == nt[d]) sel[d--] = 0;
+                    if (d < 0) break;
+                }
+            }
+            for (int64_t j = 0; j < k; j++) st(gdt, dgrid, gb + j, dgs[k - 1 - j]);
+        }
+    }
+}

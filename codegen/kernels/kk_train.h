@@ -44,5 +44,13 @@ void kk_gather_grad(const void *dy, const void *idx, int64_t idx64, void *dx, in
  * outer * inner lines. */
 void kk_cumprod_grad(const void *x, const void *dy, void *dx, int64_t dtype, int64_t n, int64_t inner,
                      int64_t exclusive, int64_t reverse, int64_t begin, int64_t end);
+/* GridSampleGrad: dx [batch, chans, sdims...] and dgrid [batch, points, k]
+ * for GridSample's output gradient dy [batch, chans, points]; mode, pad,
+ * align as ir/grid_sample_grad.h codes them. Work items: the batch entries
+ * (each zeroes and fills its own part of dx and dgrid). At most 8 spatial
+ * dims. */
+void kk_grid_sample_grad(const void *x, const void *grid, int64_t gdt, const void *dy, void *dx, void *dgrid,
+                         int64_t dt, int64_t k, const int64_t *sdims, int64_t chans, int64_t points, int64_t mode,
+                         int64_t pad, int64_t align, int64_t begin, int64_t end);
 
 #endif

@@ -510,7 +510,7 @@ const ir_opdef ir_opdef_OneHot = {
  * cubic with a = -0.75); taps outside X read 0 (zeros), the nearest edge
  * (border) or the mirrored element (reflection). Sums are in double, over
  * the taps with dim 0 outermost, so the compiled kernel (kk_grid_sample)
- * agrees bit for bit. Not differentiable yet. */
+ * agrees bit for bit. Its gradient is GridSampleGrad (ir/ops/train.c). */
 
 static const ir_attrdef grid_sample_attrs[] = {
     IR_ATTR_S("mode", "linear"),
@@ -679,8 +679,8 @@ static int kernel_grid_sample(ir_kernel_ctx *kx)
 
 const ir_opdef ir_opdef_GridSample = {
     .name = "GridSample", .min_inputs = 2, .max_inputs = 2, .noutputs = 1,
-    .attrs = grid_sample_attrs, .nattrs = 3, /* no gradient rule yet */
-    .infer = infer_grid_sample, .kernel = kernel_grid_sample,
+    .attrs = grid_sample_attrs, .nattrs = 3,
+    .infer = infer_grid_sample, .kernel = kernel_grid_sample, .grad = ir_grad_GridSample,
     .doc = "GridSample(X, grid): samples X [N, C, spatial...] at grid's normalized coordinates "
            "[N, out..., k] (last spatial dim first); mode linear/nearest/cubic, padding_mode "
            "zeros/border/reflection, align_corners.",

@@ -3,7 +3,8 @@
  * of a convolution's weights), MaxPool2DGrad and AveragePool2DGrad (the
  * gradient of a pool's input), MaxPool2DSelect (MaxPool2DGrad's adjoint,
  * for second order), GatherGrad (a scatter-add: the gradient of
- * Gather's data) and CumProdGrad (CumProd's gradient without division).
+ * Gather's data), CumProdGrad (CumProd's gradient without division) and
+ * GridSampleGrad (both of GridSample's gradients).
  * Geometry attributes mean what they mean on the forward
  * ops (ir/ops/conv.c, ir/ops/pool.c, ir/ops/shape_index.c). Floats only;
  * the reference kernels accumulate in double. */
@@ -558,4 +559,118 @@ const ir_opdef ir_opdef_CumProdGrad = {
     .infer = infer_cumprod_grad, .kernel = kernel_cumprod_grad,
     .doc = "CumProdGrad(x, dy): the gradient of CumProd(x) (same axis, exclusive, reverse) for the "
            "output gradient dy, computed without dividing by x (zeros in x are exact).",
+};
+
+/* ---- GridSampleGrad ---- */
+
+#include "../grid_sample_grad.h"
+
+static const ir_attrdef grid_sample_grad_attrs[] = {
+    IR_ATTR_S("mode", "linear"),
+    IR_ATTR_S("padding_mode", "zeros"),
+    IR_ATTR_I("align_corners", 0),
+};
+
+static int gsg_code(const char *s, const char *a, const char *b, const char *c)
+{
+    if (!s) return -1;
+    return strcmp(s, a) == 0 ? 0 : strcmp(s, b) == 0 ? 1 : strcmp(s, c) == 0 ? 2 : -1;
+}
+
+/* GridSampleGrad(x, grid, dy) -> (dx, dgrid): the gradients of
+ * GridSample(x, grid) for the output gradient dy. */
+static int infer_grid_sample_grad(ir_infer_ctx *cx)
+{
+    const ir_type *x = &cx->in[0], *g = &cx->in[1], *dy = &cx->in[2];
+    if (ir_infer_require_float(cx, 0) || ir_infer_require_float(cx, 1) || ir_infer_require_float(cx, 2))
+        return -1;
+    if (gsg_code(ir_node_string(cx->node, "mode"), "linear", "nearest", "cubic") < 0 ||
+        gsg_code(ir_node_string(cx->node, "padding_mode"), "zeros", "border", "reflection") < 0)
+        return ir_infer_error(cx, "mode or padding_mode is not one GridSample takes");
+    if (x->rank < 3 || g->rank != x->rank || dy->rank != x->rank)
+        return ir_infer_error(cx, "x, grid and dy must have the same rank >= 3 (got %d, %d, %d)", x->rank,
+                              g->rank, dy->rank);
+    if (dy->dtype != x->dtype)
+        return ir_infer_error(cx, "dy is %s; x is %s (they must match)", kiln_dtype_name(dy->dtype),
+                              kiln_dtype_name(x->dtype));
+    if (!ir_type_is_static(x) || !ir_type_is_static(g) || !ir_type_is_static(dy))
+        return ir_infer_error(cx, "needs static shapes");
+    int k = x->rank - 2;
+    bool ok = g->dims[g->rank - 1] == k && g->dims[0] == x->dims[0] && dy->dims[0] == x->dims[0] &&
+              dy->dims[1] == x->dims[1];
+    for (int d = 0; ok && d < k; d++) ok = dy->dims[2 + d] == g->dims[1 + d];
+    if (!ok) return ir_infer_error(cx, "dy's shape does not match GridSample(x, grid)'s output");
+    cx->out[0] = *x;
+    cx->out[1] = *g;
+    return 0;
+}
+
+static int kernel_grid_sample_grad(ir_kernel_ctx *kx)
+{
+    const kiln_tensor *x = kx->in[0], *g = kx->in[1], *dy = kx->in[2];
+    kiln_tensor *dx = kx->out[0], *dg = kx->out[1];
+    int mode = gsg_code(ir_node_string(kx->node, "mode"), "linear", "nearest", "cubic");
+    int pad = gsg_code(ir_node_string(kx->node, "padding_mode"), "zeros", "border", "reflection");
+    int align = ir_node_int(kx->node, "align_corners") != 0;
+    int k = x->rank - 2;
+    int64_t nb = x->dims[0], ch = x->dims[1];
+    size_t vol = 1, pts = 1;
+    for (int d = 2; d < x->rank; d++) vol *= (size_t)x->dims[d];
+    for (int d = 2; d < dy->rank; d++) pts *= (size_t)dy->dims[d];
+    int64_t st[IR_MAX_RANK], idx[IR_MAX_RANK][4];
+    double w[IR_MAX_RANK][4], dw[IR_MAX_RANK][4];
+    int nt[IR_MAX_RANK];
+    ir_shape_strides(k, x->dims + 2, st);
+    for (size_t i = 0; i < dx->size; i++) ir_store_f64(dx->dtype, dx->data, i, 0);
+    for (size_t i = 0; i < dg->size; i++) ir_store_f64(dg->dtype, dg->data, i, 0);
+    for (int64_t n = 0; n < nb; n++)
+        for (size_t p = 0; p < pts; p++) {
+            size_t gb = ((size_t)n * pts + p) * (size_t)k;
+            for (int j = 0; j < k; j++) {
+                int d = k - 1 - j;
+                nt[d] = gsg_taps(ir_load_f64(g->dtype, g->data, gb + (size_t)j), x->dims[2 + d], mode, pad, align,
+                                 idx[d], w[d], dw[d]);
+            }
+            double dgs[IR_MAX_RANK] = {0};
+            for (int64_t c = 0; c < ch; c++) {
+                size_t xbase = ((size_t)n * (size_t)ch + (size_t)c) * vol;
+                double dyv = ir_load_f64(dy->dtype, dy->data, ((size_t)n * (size_t)ch + (size_t)c) * pts + p);
+                int sel[IR_MAX_RANK] = {0};
+                for (;;) {
+                    double wt = 1;
+                    int64_t off = 0;
+                    bool inside = true;
+                    for (int d = 0; d < k; d++) {
+                        wt *= w[d][sel[d]];
+                        if (idx[d][sel[d]] < 0) inside = false;
+                        off += idx[d][sel[d]] * st[d];
+                    }
+                    if (inside) {
+                        size_t at = xbase + (size_t)off;
+                        ir_store_f64(dx->dtype, dx->data, at, ir_load_f64(dx->dtype, dx->data, at) + dyv * wt);
+                        double xv = dyv * ir_load_f64(x->dtype, x->data, at);
+                        for (int d = 0; d < k; d++) {
+                            double pr = dw[d][sel[d]];
+                            for (int e = 0; e < k; e++)
+                                if (e != d) pr *= w[e][sel[e]];
+                            dgs[d] += xv * pr;
+                        }
+                    }
+                    int d = k - 1;
+                    while (d >= 0 && ++sel[d] == nt[d]) sel[d--] = 0;
+                    if (d < 0) break;
+                }
+            }
+            for (int j = 0; j < k; j++) ir_store_f64(dg->dtype, dg->data, gb + (size_t)j, dgs[k - 1 - j]);
+        }
+    return 0;
+}
+
+const ir_opdef ir_opdef_GridSampleGrad = {
+    .name = "GridSampleGrad", .min_inputs = 3, .max_inputs = 3, .noutputs = 2,
+    .attrs = grid_sample_grad_attrs, .nattrs = 3,
+    .infer = infer_grid_sample_grad, .kernel = kernel_grid_sample_grad,
+    .doc = "GridSampleGrad(x, grid, dy) -> (dx, dgrid): the gradients of GridSample(x, grid) (same "
+           "attributes) for the output gradient dy; dgrid is zero for mode nearest and where border "
+           "padding clamps.",
 };

@@ -20,7 +20,7 @@ typedef kiln_value (*build_fn)(kiln_graph *g, const kiln_value *x, const void *a
 
 typedef struct {
     int rank;
-    int64_t dims[4];
+    int64_t dims[5];
     double lo, hi;
 } spec;
 
@@ -1298,6 +1298,83 @@ static void test_index_ops_more(void **state)
     kiln_graph_free(g);
 }
 
+/* ---- GridSample ---- */
+
+typedef struct {
+    const char *mode, *pad;
+    int align;
+} gs_arg;
+
+static kiln_value build_grid_sample(kiln_graph *g, const kiln_value *x, const void *arg)
+{
+    const gs_arg *p = arg;
+    kiln_attrs *a = kiln_attrs_new();
+    kiln_attrs_string(a, "mode", p->mode);
+    kiln_attrs_string(a, "padding_mode", p->pad);
+    kiln_attrs_int(a, "align_corners", p->align);
+    return op_attrs(g, "GridSample", x, 2, a);
+}
+
+/* Both gradients, every mode and padding, 2-D and 3-D, against finite
+ * differences (grid points in [-1.15, 1.15], so some fall outside and
+ * exercise the padding); then the compiled gradients against the
+ * reference ones. */
+static void test_grid_sample(void **state)
+{
+    (void)state;
+    static const char *const modes[] = {"linear", "cubic", "nearest"}, *const pads[] = {"zeros", "border", "reflection"};
+    for (int m = 0; m < 3; m++)
+        for (int p = 0; p < 3; p++)
+            for (int al = 0; al < 2; al++) {
+                gs_arg a = {modes[m], pads[p], al};
+                char what[64];
+                snprintf(what, sizeof what, "GridSample %s %s align %d", modes[m], pads[p], al);
+                spec s2[2] = {S4(2, 2, 4, 5, -2, 2), S4(2, 3, 2, 2, -1.15, 1.15)};
+                gradcheck(what, build_grid_sample, &a, 2, s2);
+            }
+    gs_arg a3 = {"linear", "reflection", 0}, c3 = {"cubic", "zeros", 1};
+    spec s3[2] = {{5, {1, 2, 3, 4, 3}, -2, 2}, {5, {1, 2, 2, 2, 3}, -1.15, 1.15}};
+    gradcheck("GridSample 3-D linear reflection", build_grid_sample, &a3, 2, s3);
+    gradcheck("GridSample 3-D cubic zeros", build_grid_sample, &c3, 2, s3);
+    /* 3-D, compiled against reference */
+    kiln_graph *g = kiln_graph_new();
+    kiln_value x = kiln_placeholder(g, "x", KILN_F32, 5, (int64_t[]){1, 2, 3, 4, 3});
+    kiln_value grid = kiln_placeholder(g, "grid", KILN_F32, 5, (int64_t[]){1, 2, 2, 2, 3});
+    kiln_value in[2] = {x, grid};
+    kiln_value y = build_grid_sample(g, in, &a3);
+    kiln_value loss = kiln_reduce_sum(g, kiln_mul(g, y, kiln_tanh(g, y)), NULL, 0, 0);
+    kiln_value d[2];
+    kiln_status *st = kiln_status_new();
+    kiln_gradients(g, &loss, 1, in, 2, NULL, d, st);
+    assert_int_equal(kiln_status_code(st), KILN_OK);
+    kiln_status_free(st);
+    kiln_tensor *f[2] = {tu_random(KILN_F32, 5, (int64_t[]){1, 2, 3, 4, 3}, -2, 2, 91),
+                         tu_random(KILN_F32, 5, (int64_t[]){1, 2, 2, 2, 3}, -1.15, 1.15, 92)};
+    tu_diff(g, 2, d, 2, in, f, 1e-5, 1e-6);
+    kiln_tensor_free(f[0]);
+    kiln_tensor_free(f[1]);
+    kiln_graph_free(g);
+
+    /* 2-D cubic with border padding, compiled against reference */
+    gs_arg a2 = {"cubic", "border", 1};
+    g = kiln_graph_new();
+    x = kiln_placeholder(g, "x", KILN_F32, 4, (int64_t[]){2, 3, 5, 4});
+    grid = kiln_placeholder(g, "grid", KILN_F32, 4, (int64_t[]){2, 3, 3, 2});
+    in[0] = x, in[1] = grid;
+    y = build_grid_sample(g, in, &a2);
+    loss = kiln_reduce_sum(g, kiln_mul(g, y, kiln_tanh(g, y)), NULL, 0, 0);
+    st = kiln_status_new();
+    kiln_gradients(g, &loss, 1, in, 2, NULL, d, st);
+    assert_int_equal(kiln_status_code(st), KILN_OK);
+    kiln_status_free(st);
+    f[0] = tu_random(KILN_F32, 4, (int64_t[]){2, 3, 5, 4}, -2, 2, 93);
+    f[1] = tu_random(KILN_F32, 4, (int64_t[]){2, 3, 3, 2}, -1.15, 1.15, 94);
+    tu_diff(g, 2, d, 2, in, f, 1e-5, 1e-6);
+    kiln_tensor_free(f[0]);
+    kiln_tensor_free(f[1]);
+    kiln_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1318,6 +1395,7 @@ int main(void)
         TU_TEST(test_zero_gradient_ops),
         TU_TEST(test_second_order),
         TU_TEST(test_index_ops_more),
+        TU_TEST(test_grid_sample),
         TU_TEST(test_errors),
         TU_TEST(test_conv2d_filter_grad_op),
         TU_TEST(test_pool_grad_ops),
