@@ -200,7 +200,13 @@ fail:
 
 rt_cublas *rt_cublas_open(const char *lib, kiln_status *status)
 {
-    static const char *const names[] = {"libcublas.so.12", "libcublas.so.13", "libcublas.so"};
+    /* the loader's search path first, then the toolkit's default place
+     * (not on the default search path: the toolkit's installer leaves
+     * /usr/local/cuda/lib64 to LD_LIBRARY_PATH) */
+    static const char *const names[] = {"libcublas.so.12", "libcublas.so.13", "libcublas.so",
+                                        "/usr/local/cuda/lib64/libcublas.so.12",
+                                        "/usr/local/cuda/lib64/libcublas.so.13"};
+    const int nnames = (int)(sizeof names / sizeof names[0]);
     rt_cublas *b = ir_calloc(1, sizeof *b);
     if (!b) {
         ir_set_status(status, KILN_ERR_OUT_OF_MEMORY, "cuBLAS: out of memory");
@@ -215,7 +221,7 @@ rt_cublas *rt_cublas_open(const char *lib, kiln_status *status)
      * the error names the first one tried */
     char first_err[512] = "";
     const char *first = lib ? lib : names[0];
-    for (int i = 0; !b->dl && i < (lib ? 1 : 3); i++) {
+    for (int i = 0; !b->dl && i < (lib ? 1 : nnames); i++) {
         const char *name = lib ? lib : names[i];
         dlerror();
         b->dl = dlopen(name, RTLD_NOW | RTLD_LOCAL);
