@@ -13,10 +13,7 @@ static const kiln_dtype INTS[] = {KILN_I8,  KILN_U8,  KILN_I16, KILN_U16,
 #define NINTS 8
 static const kiln_dtype UNSIGNED[] = {KILN_U8, KILN_U16, KILN_U32, KILN_U64};
 
-typedef struct {
-    int rank;
-    int64_t dims[4];
-} shape;
+typedef tu_shape shape;
 
 static const shape PAIRS[][2] = {
     {{2, {7, 13}}, {2, {7, 13}}},
@@ -38,28 +35,18 @@ static kiln_attrs *direction(const char *dir)
     return a;
 }
 
-/* op over placeholders of the given shapes (dim 0 symbolic if asked),
- * random data in [lo, hi) per input. */
+static tu_batch batch;
+
+/* Adds op over placeholders of the given shapes (dim 0 symbolic if asked),
+ * random data in [lo, hi) per input, to the batch (diffed exactly at the
+ * next tu_batch_flush). */
 static void diff_op(const char *op, int n, kiln_dtype dt, const shape *shapes, const double *lo,
                     const double *hi, const char *dir, bool symbolic)
 {
-    kiln_graph *g = kiln_graph_new();
-    kiln_value ph[2];
-    kiln_tensor *feeds[2];
-    for (int i = 0; i < n; i++) {
-        int64_t dims[4];
-        memcpy(dims, shapes[i].dims, sizeof dims);
-        if (symbolic && shapes[i].rank > 0) dims[0] = -1;
-        ph[i] = kiln_placeholder(g, i ? "b" : "a", dt, shapes[i].rank, dims);
-        feeds[i] = tu_random(dt, shapes[i].rank, shapes[i].dims, lo[i], hi[i], seed++);
-    }
     kiln_attrs *a = direction(dir);
-    kiln_value y = kiln_op(g, op, ph, n, a);
+    kiln_dtype dts[2] = {dt, dt};
+    tu_batch_op(&batch, op, n, dts, shapes, lo, hi, a, symbolic, &seed, 0);
     kiln_attrs_free(a);
-    if (kiln_graph_error(g)) fail_msg("%s (%s): %s", op, kiln_dtype_name(dt), kiln_graph_error(g));
-    tu_diff(g, 1, &y, n, ph, feeds, 0, 0);
-    for (int i = 0; i < n; i++) kiln_tensor_free(feeds[i]);
-    kiln_graph_free(g);
 }
 
 static void diff_binary(const char *op, kiln_dtype dt, double lo0, double hi0, double lo1, double hi1,
@@ -68,6 +55,7 @@ static void diff_binary(const char *op, kiln_dtype dt, double lo0, double hi0, d
     double lo[2] = {lo0, lo1}, hi[2] = {hi0, hi1};
     for (int p = 0; p < NPAIRS; p++)
         for (int sym = 0; sym < 2; sym++) diff_op(op, 2, dt, PAIRS[p], lo, hi, dir, sym);
+    tu_batch_flush(&batch);
 }
 
 static void test_and_or_xor(void **state)
@@ -89,6 +77,7 @@ static void test_not(void **state)
             for (int d = 0; d < NINTS; d++) diff_op("BitwiseNot", 1, INTS[d], PAIRS[p], &lo, &hi, NULL, sym);
             diff_op("BitwiseNot", 1, KILN_BOOL, PAIRS[p], &blo, &bhi, NULL, sym);
         }
+    tu_batch_flush(&batch);
 }
 
 static void test_shift(void **state)

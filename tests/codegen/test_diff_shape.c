@@ -7,6 +7,7 @@
 #include "common/testutil.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 static const kiln_dtype ALL[] = {KILN_F32, KILN_F64, KILN_F16, KILN_BF16, KILN_I8,  KILN_U8,  KILN_I32,
@@ -41,28 +42,23 @@ static kiln_tensor *random_for(kiln_dtype dt, const shape *s)
     return tu_random(dt, s->rank, s->dims, lo, hi, seed++);
 }
 
-/* The placeholder of shape s, with dim 0 symbolic when asked. */
-static kiln_value placeholder(kiln_graph *g, const char *name, kiln_dtype dt, const shape *s,
-                              bool symbolic)
-{
-    int64_t dims[8];
-    memcpy(dims, s->dims, sizeof dims);
-    if (symbolic && s->rank > 0) dims[0] = -1;
-    return kiln_placeholder(g, name, dt, s->rank, dims);
-}
+static tu_batch batch;
 
-/* op(x) with attrs over x of shape s and dtype dt, diffed; dim 0 of the
- * placeholder symbolic when asked. */
+/* op(x) with attrs over x of shape s and dtype dt, added to the batch
+ * (diffed exactly at the next tu_batch_flush); dim 0 of the placeholder
+ * symbolic when asked. */
 static void diff1_once(const char *op, kiln_dtype dt, const shape *s, kiln_attrs *attrs, bool sym)
 {
-    kiln_graph *g = kiln_graph_new();
-    kiln_value x = placeholder(g, "x", dt, s, sym);
+    kiln_graph *g = tu_batch_case(&batch, 1, 0, 0);
+    int64_t dims[8];
+    memcpy(dims, s->dims, sizeof dims);
+    if (sym && s->rank > 0) dims[0] = -1;
+    kiln_value x = tu_batch_input(&batch, dt, s->rank, dims, random_for(dt, s));
     kiln_value y = kiln_op(g, op, &x, 1, attrs);
-    if (kiln_graph_error(g)) fail_msg("%s (%s): %s", op, kiln_dtype_name(dt), kiln_graph_error(g));
-    kiln_tensor *t = random_for(dt, s);
-    tu_diff(g, 1, &y, 1, &x, &t, 0, 0);
-    kiln_tensor_free(t);
-    kiln_graph_free(g);
+    char sh[64] = "";
+    for (int d = 0, at = 0; d < s->rank && at < 48; d++)
+        at += snprintf(sh + at, sizeof sh - (size_t)at, "%s%lld", d ? "," : "", (long long)s->dims[d]);
+    tu_batch_output(&batch, y, "%s (%s%s) on [%s]", op, kiln_dtype_name(dt), sym ? ", symbolic" : "", sh);
 }
 
 /* Both with static dims and with dim 0 symbolic. */
@@ -123,6 +119,7 @@ static void test_transpose(void **state)
     kiln_attrs *a = ints_attr("perm", (int64_t[]){0}, 0);
     diff1("Transpose", KILN_F32, &(shape){0, {0}}, a);
     kiln_attrs_free(a);
+    tu_batch_flush(&batch);
 }
 
 /* ---- Reshape, Flatten, Squeeze, Unsqueeze ---- */
@@ -170,6 +167,7 @@ static void test_reshapes(void **state)
     a = ints_attr("axes", (int64_t[]){1, -2}, 2);
     diff1_dtypes("Unsqueeze", CORE, NCORE, &(shape){0, {0}}, a);
     kiln_attrs_free(a);
+    tu_batch_flush(&batch);
 }
 
 /* ---- Concat ---- */
@@ -313,6 +311,7 @@ static void test_slice(void **state)
         else diff1_dtypes("Slice", PAIR, &c->s, a);
         kiln_attrs_free(a);
     }
+    tu_batch_flush(&batch);
 }
 
 /* ---- Gather ---- */
@@ -457,6 +456,7 @@ static void test_pad(void **state)
     diff_pad(PAIR, &(shape){0, {0}}, (int64_t[]){0}, "reflect", 0);
     diff_pad(PAIR, &(shape){2, {0, 3}}, (int64_t[]){2, 1, 1, 0}, "constant", 9);
     diff_pad(PAIR, &(shape){2, {3, 0}}, (int64_t[]){0, 2, 0, 0}, "constant", -9);
+    tu_batch_flush(&batch);
 }
 
 /* ---- Expand, Tile ---- */
@@ -479,6 +479,7 @@ static void test_expand(void **state)
         else diff1_dtypes("Expand", PAIR, &cases[i].s, a);
         kiln_attrs_free(a);
     }
+    tu_batch_flush(&batch);
 }
 
 static void test_tile(void **state)
@@ -498,6 +499,7 @@ static void test_tile(void **state)
         else diff1_dtypes("Tile", PAIR, &cases[i].s, a);
         kiln_attrs_free(a);
     }
+    tu_batch_flush(&batch);
 }
 
 /* Large enough to be split over the session's thread pool. */
@@ -537,6 +539,7 @@ static void test_parallel(void **state)
     kiln_tensor_free(t[0]);
     kiln_tensor_free(t[1]);
     kiln_graph_free(g);
+    tu_batch_flush(&batch);
 }
 
 int main(void)

@@ -2,6 +2,7 @@
 #include "common/testutil.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -132,6 +133,13 @@ int tu_run_backend(kiln_graph *g, kiln_backend backend, int nouts, const kiln_va
 void tu_diff(kiln_graph *g, int nouts, const kiln_value *outs, int nfeeds, const kiln_value *phs,
              kiln_tensor *const *feeds, double rtol, double atol)
 {
+    tu_diff_labeled(g, nouts, outs, NULL, nfeeds, phs, feeds, rtol, atol);
+}
+
+void tu_diff_labeled(kiln_graph *g, int nouts, const kiln_value *outs, const char *const *labels,
+                     int nfeeds, const kiln_value *phs, kiln_tensor *const *feeds, double rtol,
+                     double atol)
+{
     kiln_tensor *ref[16] = {0}, *cmp[16] = {0};
     char msg[1024];
     assert_true(nouts <= 16);
@@ -142,7 +150,9 @@ void tu_diff(kiln_graph *g, int nouts, const kiln_value *outs, int nfeeds, const
         fail_msg("compiled run: %s", msg);
     }
     char failure[512] = "";
+    int bad = -1;
     for (int i = 0; i < nouts && !*failure; i++) {
+        bad = i;
         const kiln_tensor *r = ref[i], *c = cmp[i];
         if (r->dtype != c->dtype || r->rank != c->rank || memcmp(r->dims, c->dims, sizeof(int64_t) * (size_t)r->rank)) {
             snprintf(failure, sizeof failure, "output %d: compiled type differs from the reference", i);
@@ -169,7 +179,52 @@ void tu_diff(kiln_graph *g, int nouts, const kiln_value *outs, int nfeeds, const
         kiln_tensor_free(ref[i]);
         kiln_tensor_free(cmp[i]);
     }
-    if (*failure) fail_msg("%s", failure);
+    if (*failure) fail_msg("%s%s%s", bad >= 0 && labels ? labels[bad] : "", bad >= 0 && labels ? ": " : "", failure);
+}
+
+kiln_graph *tu_batch_case(tu_batch *b, int nin, double rtol, double atol)
+{
+    assert_true(nin <= TU_BATCH_INPUTS);
+    if (b->g && (b->nout == TU_BATCH_OUTS || b->nin + nin > TU_BATCH_INPUTS || b->rtol != rtol ||
+                 b->atol != atol))
+        tu_batch_flush(b);
+    if (!b->g) {
+        b->g = kiln_graph_new();
+        b->rtol = rtol;
+        b->atol = atol;
+    }
+    return b->g;
+}
+
+kiln_value tu_batch_input(tu_batch *b, kiln_dtype dt, int rank, const int64_t *dims, kiln_tensor *feed)
+{
+    assert_true(b->g && b->nin < TU_BATCH_INPUTS);
+    char name[16];
+    snprintf(name, sizeof name, "p%d", b->nin);
+    b->feeds[b->nin] = feed;
+    return b->in[b->nin++] = kiln_placeholder(b->g, name, dt, rank, dims);
+}
+
+void tu_batch_output(tu_batch *b, kiln_value y, const char *fmt, ...)
+{
+    assert_true(b->g && b->nout < TU_BATCH_OUTS);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->label[b->nout], sizeof b->label[0], fmt, ap);
+    va_end(ap);
+    if (kiln_graph_error(b->g)) fail_msg("%s: %s", b->label[b->nout], kiln_graph_error(b->g));
+    b->out[b->nout++] = y;
+}
+
+void tu_batch_flush(tu_batch *b)
+{
+    if (!b->g) return;
+    const char *labels[TU_BATCH_OUTS];
+    for (int i = 0; i < b->nout; i++) labels[i] = b->label[i];
+    if (b->nout) tu_diff_labeled(b->g, b->nout, b->out, labels, b->nin, b->in, b->feeds, b->rtol, b->atol);
+    for (int i = 0; i < b->nin; i++) kiln_tensor_free(b->feeds[i]);
+    kiln_graph_free(b->g);
+    memset(b, 0, sizeof *b);
 }
 
 void tu_assert_shape(const kiln_tensor *t, kiln_dtype dt, int rank, const int64_t *dims)
@@ -237,4 +292,31 @@ int tu_teardown(void **state)
         return -1;
     }
     return 0;
+}
+
+void tu_batch_op(tu_batch *b, const char *op, int n, const kiln_dtype *dts, const tu_shape *shapes,
+                 const double *lo, const double *hi, kiln_attrs *attrs, bool symbolic, uint64_t *seed,
+                 double rtol)
+{
+    kiln_value ph[8];
+    assert_true(n <= 8);
+    kiln_graph *g = tu_batch_case(b, n, rtol, rtol);
+    char shapes_s[112] = "";
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t dims[4];
+        memcpy(dims, shapes[i].dims, sizeof dims);
+        if (symbolic && shapes[i].rank > 0) dims[0] = -1;
+        kiln_tensor *feed = tu_random(dts[i], shapes[i].rank, shapes[i].dims, lo[i], hi[i], (*seed)++);
+        ph[i] = tu_batch_input(b, dts[i], shapes[i].rank, dims, feed);
+        at += (size_t)snprintf(shapes_s + at, sizeof shapes_s - at, "%s[", i ? ", " : "");
+        for (int d = 0; d < shapes[i].rank && at < sizeof shapes_s; d++)
+            at += (size_t)snprintf(shapes_s + at, sizeof shapes_s - at, "%s%lld", d ? "," : "",
+                                   (long long)shapes[i].dims[d]);
+        if (at < sizeof shapes_s) at += (size_t)snprintf(shapes_s + at, sizeof shapes_s - at, "]");
+        if (at >= sizeof shapes_s) at = sizeof shapes_s - 1;
+    }
+    kiln_value y = kiln_op(g, op, ph, n, attrs);
+    tu_batch_output(b, y, "%s (%s%s) on %s", op, kiln_dtype_name(dts[n - 1]), symbolic ? ", symbolic" : "",
+                    shapes_s);
 }

@@ -6,6 +6,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -38,6 +39,47 @@ void tu_run_fails(kiln_graph *g, kiln_value out, int nfeeds, const kiln_value *p
  * integers and bools exactly, floats within atol + rtol * |ref|. */
 void tu_diff(kiln_graph *g, int nouts, const kiln_value *outs, int nfeeds, const kiln_value *phs,
              kiln_tensor *const *feeds, double rtol, double atol);
+/* As tu_diff; a failure names labels[i] (labels may be NULL). */
+void tu_diff_labeled(kiln_graph *g, int nouts, const kiln_value *outs, const char *const *labels,
+                     int nfeeds, const kiln_value *phs, kiln_tensor *const *feeds, double rtol,
+                     double atol);
+
+/* Batched diffs: many small independent cases built into one graph and
+ * diffed in one compile (compiling costs far more than running a small
+ * kernel). A case: tu_batch_case (flushes first when the batch is full or
+ * its tolerance differs, and returns the graph to build in), then
+ * tu_batch_input per operand and tu_batch_output for the result. Call
+ * tu_batch_flush before the test ends. */
+#define TU_BATCH_OUTS 16
+#define TU_BATCH_INPUTS 48
+typedef struct {
+    kiln_graph *g;
+    int nin, nout;
+    kiln_value in[TU_BATCH_INPUTS];
+    kiln_tensor *feeds[TU_BATCH_INPUTS];
+    kiln_value out[TU_BATCH_OUTS];
+    char label[TU_BATCH_OUTS][128];
+    double rtol, atol;
+} tu_batch;
+kiln_graph *tu_batch_case(tu_batch *b, int nin, double rtol, double atol);
+/* A placeholder of the given declared dims (-1: symbolic) fed `feed`
+ * (owned by the batch from here). */
+kiln_value tu_batch_input(tu_batch *b, kiln_dtype dt, int rank, const int64_t *dims, kiln_tensor *feed);
+void tu_batch_output(tu_batch *b, kiln_value y, const char *fmt, ...);
+void tu_batch_flush(tu_batch *b);
+
+/* A case of the batch: op(p0[, p1, ...]) on random operands of the given
+ * shapes and dtypes, operand i uniform in [lo[i], hi[i]) from *seed (which
+ * advances); with symbolic, each operand's first dim is declared -1.
+ * Floats are compared within rtol (as atol too). */
+typedef struct {
+    int rank;
+    int64_t dims[4];
+} tu_shape;
+void tu_batch_op(tu_batch *b, const char *op, int n, const kiln_dtype *dts, const tu_shape *shapes,
+                 const double *lo, const double *hi, kiln_attrs *attrs, bool symbolic, uint64_t *seed,
+                 double rtol);
+
 /* Runs g with the given backend; returns the status code and fills outs
  * (caller frees); msg (may be NULL) receives the message. */
 int tu_run_backend(kiln_graph *g, kiln_backend backend, int nouts, const kiln_value *outs,

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/testutil.h"
@@ -481,29 +482,77 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    int pass = 0, failed = 0, skipped = 0;
     /* KILN_ONNX_SAMPLE=N runs every Nth listed case (make check-asan: the
      * sanitizer build is several times slower; make test runs them all) */
     const char *sample_env = getenv("KILN_ONNX_SAMPLE");
     int sample = sample_env ? atoi(sample_env) : 1;
     if (sample < 1) sample = 1;
-    for (int i = 0; i < ncases; i++) {
-        if (i % sample) continue;
-        char why[1024];
-        int r = run_case(data, cases[i], why, sizeof why);
-        if (r == R_PASS) pass++;
-        else if (r == R_FAIL) failed++;
-        else skipped++;
-        if (r == R_PASS && verbose) printf("PASS %s\n", cases[i]);
-        else if (r == R_FAIL) printf("FAIL %s: %s\n", cases[i], why);
-        else if (r == R_SKIP) printf("SKIP %s: %s\n", cases[i], why);
-        fflush(stdout);
+    /* The cases are independent: KILN_ONNX_JOBS processes (default: one per
+     * online CPU, at most 8) each run every jobs-th of them and report their
+     * counts through a pipe. */
+    const char *jobs_env = getenv("KILN_ONNX_JOBS");
+    long jobs = jobs_env ? atol(jobs_env) : sysconf(_SC_NPROCESSORS_ONLN);
+    if (jobs < 1) jobs = 1;
+    if (jobs > 8) jobs = 8;
+    int counts[5] = {0}; /* passed, failed, skipped, bound, leaked blocks */
+    pid_t pids[8];
+    int fds[8];
+    int started = 0;
+    fflush(stdout);
+    for (int j = 0; j < jobs; j++) {
+        int fd[2] = {-1, -1};
+        pid_t pid = jobs > 1 && pipe(fd) == 0 ? fork() : -1;
+        if (pid > 0) {
+            close(fd[1]);
+            pids[started] = pid;
+            fds[started++] = fd[0];
+            continue;
+        }
+        if (pid < 0 && jobs > 1) { /* no pipe or no fork: this process runs the rest */
+            if (fd[0] >= 0) close(fd[0]), close(fd[1]);
+            fd[0] = fd[1] = -1;
+        }
+        if (pid == 0) close(fd[0]);
+        int pass = 0, failed = 0, skipped = 0;
+        for (int i = 0, k = 0; i < ncases; i++) {
+            if (i % sample) continue;
+            if (pid == 0 && k++ % jobs != j) continue;
+            if (pid < 0 && jobs > 1 && k++ % jobs < j) continue; /* done by the children */
+            char why[1024];
+            int r = run_case(data, cases[i], why, sizeof why);
+            if (r == R_PASS) pass++;
+            else if (r == R_FAIL) failed++;
+            else skipped++;
+            if (r == R_PASS && verbose) printf("PASS %s\n", cases[i]);
+            else if (r == R_FAIL) printf("FAIL %s: %s\n", cases[i], why);
+            else if (r == R_SKIP) printf("SKIP %s: %s\n", cases[i], why);
+            fflush(stdout);
+        }
+        int mine[5] = {pass, failed, skipped, cases_bound, all ? 0 : (int)ir_alloc_live_blocks()};
+        if (pid == 0) {
+            ssize_t w = write(fd[1], mine, sizeof mine);
+            _exit(w == (ssize_t)sizeof mine ? 0 : 1);
+        }
+        for (int c = 0; c < 5; c++) counts[c] += mine[c];
+        break; /* this process ran the cases from j on */
     }
-    if (cases_bound)
-        printf("%d cases ran with inputs kiln needs constant bound to their data-set values\n", cases_bound);
-    printf("%d passed, %d failed, %d skipped\n", pass, failed, skipped);
-    if (ir_alloc_live_blocks() != 0 && !all)
-        printf("leak: %ld blocks still allocated\n", ir_alloc_live_blocks());
+    for (int c = 0; c < started; c++) {
+        int theirs[5], st = 0;
+        ssize_t r = read(fds[c], theirs, sizeof theirs);
+        close(fds[c]);
+        waitpid(pids[c], &st, 0);
+        if (r != (ssize_t)sizeof theirs || !WIFEXITED(st) || WEXITSTATUS(st)) {
+            printf("FAIL: a worker process died (status %d)\n", st);
+            counts[1]++;
+            continue;
+        }
+        for (int k = 0; k < 5; k++) counts[k] += theirs[k];
+    }
+    if (counts[3])
+        printf("%d cases ran with inputs kiln needs constant bound to their data-set values\n", counts[3]);
+    printf("%d passed, %d failed, %d skipped\n", counts[0], counts[1], counts[2]);
+    if (counts[4]) printf("leak: %d blocks still allocated\n", counts[4]);
+    int failed = counts[1], skipped = counts[2];
     if (cases != argv + 1) {
         for (int i = 0; i < ncases; i++) free(cases[i]);
         free(cases);
